@@ -1,0 +1,53 @@
+//! Echo server: sends every text and binary message back on any path, answers pings and
+//! closes properly. Used for conformance tests and benchmarks.
+//!
+//! ```text
+//! cargo run --release -p ws-mio --example echo_server -- --port 9002 [--threads N]
+//! ```
+//! Prints the bound address, then runs until Ctrl-C.
+
+use std::time::Duration;
+
+use ws_mio::{Handler, Message, Server, ServerConfig, Session};
+
+struct Echo;
+
+impl Handler for Echo {
+    fn on_message(&self, session: &Session, message: Message) {
+        let _ = match message {
+            Message::Text(text) => session.send_text(text),
+            Message::Binary(data) => session.send_binary(data),
+        };
+    }
+}
+
+fn main() {
+    let mut port = 9002u16;
+    let mut config = ServerConfig::default();
+    // Echoing a 16 MiB message must fit in the output buffer alongside what is in flight.
+    config.protocol.max_buffered_output = 32 << 20;
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        let value = args.next();
+        let parsed = match (arg.as_str(), value.as_deref().map(str::parse::<u32>)) {
+            ("--port", Some(Ok(p))) if p <= u32::from(u16::MAX) => port = p as u16,
+            ("--threads", Some(Ok(n))) => config.threads = n as usize,
+            _ => {
+                eprintln!("usage: echo_server [--port PORT] [--threads N]");
+                std::process::exit(2);
+            }
+        };
+        let _: () = parsed;
+    }
+    let server = match Server::bind(("0.0.0.0", port), config, Echo) {
+        Ok(server) => server,
+        Err(e) => {
+            eprintln!("echo_server: cannot listen on port {port}: {e}");
+            std::process::exit(1);
+        }
+    };
+    println!("echo_server listening on ws://{}", server.local_addr());
+    loop {
+        std::thread::sleep(Duration::from_secs(3600));
+    }
+}

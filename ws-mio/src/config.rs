@@ -1,0 +1,87 @@
+//! Driver configuration.
+
+use std::time::Duration;
+
+/// What happens when a send would exceed a connection's outgoing buffer limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum BackpressurePolicy {
+    /// The send fails with [`ws_proto::SendError::BufferFull`]; the caller decides (drop, retry
+    /// later, close). Broadcasts skip that connection.
+    #[default]
+    Error,
+    /// The send fails and the connection is failed with this close code: 1008 (policy
+    /// violation) or 1013 (try again later) are the usual choices.
+    Close(u16),
+}
+
+/// Settings of a [`Server`](crate::Server).
+///
+/// ```
+/// use ws_mio::ServerConfig;
+/// let config = ServerConfig { threads: 2, ..ServerConfig::default() };
+/// assert_eq!(config.protocol.max_message_size, 64 << 20);
+/// ```
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Protocol limits and timeouts of every connection (see [`ws_proto::Config`]); its
+    /// `max_buffered_output` (default 1 MiB) is the per-connection outgoing buffer limit.
+    pub protocol: ws_proto::Config,
+    /// Event-loop threads; 0 means one per available core. Default 0.
+    pub threads: usize,
+    /// Connections beyond this are answered `503 Service Unavailable` and closed. Default 10 000.
+    pub max_connections: usize,
+    /// What a send over the buffer limit does. Default [`BackpressurePolicy::Error`].
+    pub backpressure: BackpressurePolicy,
+    /// Size of each loop's read buffer (shared by its connections). Default 64 KiB.
+    pub read_buffer_size: usize,
+    /// How long [`Server::stop`](crate::Server::stop) waits for closing handshakes. Default 5 s.
+    pub stop_timeout: Duration,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            protocol: ws_proto::Config::default(),
+            threads: 0,
+            max_connections: 10_000,
+            backpressure: BackpressurePolicy::Error,
+            read_buffer_size: 64 << 10,
+            stop_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Settings of a [`Client`](crate::Client).
+///
+/// ```
+/// use std::time::Duration;
+/// use ws_mio::ClientConfig;
+/// let mut config = ClientConfig::default();
+/// config.protocol.ping_interval = Some(Duration::from_secs(15));
+/// assert_eq!(config.connect_timeout, Duration::from_secs(10));
+/// ```
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    /// Protocol limits, timeouts, keepalive, subprotocols offered.
+    pub protocol: ws_proto::Config,
+    /// Time allowed for TCP connect plus the opening handshake. Default 10 s.
+    pub connect_timeout: Duration,
+    /// Extra request headers (e.g. `Origin`).
+    pub headers: Vec<(String, String)>,
+    /// What a send over the buffer limit does.
+    pub backpressure: BackpressurePolicy,
+    /// Read buffer size. Default 64 KiB.
+    pub read_buffer_size: usize,
+}
+
+impl Default for ClientConfig {
+    fn default() -> Self {
+        ClientConfig {
+            protocol: ws_proto::Config::default(),
+            connect_timeout: Duration::from_secs(10),
+            headers: Vec::new(),
+            backpressure: BackpressurePolicy::Error,
+            read_buffer_size: 64 << 10,
+        }
+    }
+}

@@ -1,0 +1,153 @@
+//! The server: binds, starts the event loops, and stops them.
+
+use std::io;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
+use std::thread::JoinHandle;
+
+use mio::{Poll, Waker};
+use ws_proto::{close, PreparedMessage};
+
+use crate::config::ServerConfig;
+use crate::event_loop::{EventLoop, Listener, LoopConfig, WAKER};
+use crate::handler::Handler;
+use crate::session::{Command, LoopHandle};
+
+/// A running WebSocket server.
+///
+/// Loop 0 owns the listening socket and hands accepted sockets round-robin to every loop
+/// (itself included) through their command channels; each loop then owns its connections for
+/// their whole life, so no connection state is ever shared between threads. One loop per core
+/// by default.
+///
+/// ```
+/// use ws_mio::{Handler, Message, Server, ServerConfig, Session};
+///
+/// struct Echo;
+/// impl Handler for Echo {
+///     fn on_message(&self, session: &Session, message: Message) {
+///         let _ = match message {
+///             Message::Text(text) => session.send_text(text),
+///             Message::Binary(data) => session.send_binary(data),
+///         };
+///     }
+/// }
+///
+/// let server = Server::bind("127.0.0.1:0", ServerConfig::default(), Echo).unwrap();
+/// assert_ne!(server.local_addr().port(), 0);
+/// server.stop();
+/// ```
+#[derive(Debug)]
+pub struct Server {
+    local_addr: SocketAddr,
+    loops: Vec<Arc<LoopHandle>>,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+    connections: Arc<AtomicUsize>,
+}
+
+impl Server {
+    /// Binds `addr` (port 0 picks a free port) and starts serving with `handler`.
+    pub fn bind(
+        addr: impl ToSocketAddrs,
+        config: ServerConfig,
+        handler: impl Handler,
+    ) -> io::Result<Server> {
+        let listener = std::net::TcpListener::bind(addr)?;
+        listener.set_nonblocking(true)?;
+        let local_addr = listener.local_addr()?;
+        let threads = match config.threads {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        };
+        let loop_config = Arc::new(LoopConfig {
+            protocol: config.protocol,
+            backpressure: config.backpressure,
+            read_buffer_size: config.read_buffer_size,
+            stop_timeout: config.stop_timeout,
+            max_connections: config.max_connections,
+            exit_when_idle: false,
+        });
+        let handler: Arc<dyn Handler> = Arc::new(handler);
+        let connections = Arc::new(AtomicUsize::new(0));
+        let mut polls = Vec::with_capacity(threads);
+        let mut loops = Vec::with_capacity(threads);
+        for id in 0..threads {
+            let poll = Poll::new()?;
+            let waker = Waker::new(poll.registry(), WAKER)?;
+            let (tx, rx) = mpsc::channel();
+            loops.push(Arc::new(LoopHandle::new(id, tx, waker)));
+            polls.push((poll, rx));
+        }
+        let mut listener = Some(Listener {
+            listener: mio::net::TcpListener::from_std(listener),
+            loops: loops.clone(),
+            next: 0,
+        });
+        let mut handles = Vec::with_capacity(threads);
+        for (id, (poll, rx)) in polls.into_iter().enumerate() {
+            let event_loop = EventLoop::new(
+                id,
+                poll,
+                rx,
+                Arc::clone(&loops[id]),
+                Arc::clone(&handler),
+                Arc::clone(&loop_config),
+                listener.take(),
+                Arc::clone(&connections),
+            )?;
+            let thread = std::thread::Builder::new()
+                .name(format!("ws-mio-{id}"))
+                .spawn(move || event_loop.run())?;
+            handles.push(thread);
+        }
+        Ok(Server {
+            local_addr,
+            loops,
+            threads: Mutex::new(handles),
+            connections,
+        })
+    }
+
+    /// The address the server listens on (with the real port when bound to port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Sockets currently open (in handshake, open or closing).
+    pub fn connection_count(&self) -> usize {
+        self.connections.load(Ordering::Acquire)
+    }
+
+    /// Sends `message` to every open connection of every loop. The frame is encoded once and
+    /// its bytes shared; connections over their buffer limit are skipped (or closed, with
+    /// [`BackpressurePolicy::Close`](crate::BackpressurePolicy::Close)).
+    pub fn broadcast(&self, message: &PreparedMessage) {
+        for handle in &self.loops {
+            handle.submit(Command::Broadcast(message.clone()));
+        }
+    }
+
+    /// Stops the server: no new connections, every open connection is closed with 1001 and
+    /// given up to [`ServerConfig::stop_timeout`] to finish its closing handshake, then the
+    /// threads are joined. Every open connection gets its `on_close`. Idempotent; also run on
+    /// drop. Do not call it from a handler callback (it would wait for its own thread).
+    pub fn stop(&self) {
+        let threads = std::mem::take(&mut *self.threads.lock().unwrap_or_else(|e| e.into_inner()));
+        if threads.is_empty() {
+            return;
+        }
+        for handle in &self.loops {
+            handle.submit(Command::Shutdown(close::GOING_AWAY));
+        }
+        for thread in threads {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}

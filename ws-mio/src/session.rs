@@ -1,0 +1,239 @@
+//! The thread-safe handle to one connection, and the command path into its event loop.
+//!
+//! A [`Session`] posts commands to its loop. From another thread they go through a channel
+//! and wake the loop with its `mio::Waker`; from a callback running on the loop itself they go
+//! into a thread-local list the loop applies as soon as the callback returns (no syscall, no
+//! lock held during callbacks, so no deadlock).
+
+use std::cell::RefCell;
+use std::fmt;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc};
+
+use ws_proto::{PreparedMessage, SendError};
+
+use crate::config::BackpressurePolicy;
+use crate::slab::Key;
+
+/// Something to send on one connection.
+#[derive(Debug)]
+pub(crate) enum Outgoing {
+    Text(String),
+    Binary(Vec<u8>),
+    Prepared(PreparedMessage),
+    Ping(Vec<u8>),
+    Close(u16, String),
+    /// Fail the connection (backpressure policy).
+    Fail(u16),
+}
+
+impl Outgoing {
+    fn len(&self) -> usize {
+        match self {
+            Outgoing::Text(t) => t.len(),
+            Outgoing::Binary(b) => b.len(),
+            Outgoing::Prepared(p) => p.wire_len(),
+            Outgoing::Ping(p) => p.len(),
+            Outgoing::Close(_, r) => r.len(),
+            Outgoing::Fail(_) => 0,
+        }
+    }
+}
+
+/// A command for an event loop.
+pub(crate) enum Command {
+    Send(Key, Outgoing),
+    Broadcast(PreparedMessage),
+    Adopt(mio::net::TcpStream, SocketAddr),
+    Connect(Box<crate::client::ConnectRequest>),
+    Shutdown(u16),
+}
+
+/// The way into one event loop, shared by its sessions and by the server.
+#[derive(Debug)]
+pub(crate) struct LoopHandle {
+    pub(crate) id: usize,
+    tx: mpsc::Sender<Command>,
+    waker: mio::Waker,
+}
+
+thread_local! {
+    /// Commands posted from callbacks on the loop thread: (loop id, commands).
+    static LOCAL: RefCell<Option<(usize, Vec<Command>)>> = const { RefCell::new(None) };
+}
+
+impl LoopHandle {
+    pub(crate) fn new(id: usize, tx: mpsc::Sender<Command>, waker: mio::Waker) -> Self {
+        LoopHandle { id, tx, waker }
+    }
+
+    /// Posts a command; false if the loop is gone.
+    pub(crate) fn submit(&self, command: Command) -> bool {
+        let command = LOCAL.with(|local| match &mut *local.borrow_mut() {
+            Some((id, queue)) if *id == self.id => {
+                queue.push(command);
+                None
+            }
+            _ => Some(command),
+        });
+        match command {
+            None => true,
+            Some(command) => self.tx.send(command).is_ok() && self.waker.wake().is_ok(),
+        }
+    }
+
+    /// Marks the current thread as running loop `id`.
+    pub(crate) fn enter(id: usize) {
+        LOCAL.with(|local| *local.borrow_mut() = Some((id, Vec::new())));
+    }
+
+    /// Takes the commands posted from callbacks on this thread.
+    pub(crate) fn take_local(buf: &mut Vec<Command>) {
+        LOCAL.with(|local| {
+            if let Some((_, queue)) = &mut *local.borrow_mut() {
+                std::mem::swap(queue, buf);
+            }
+        });
+    }
+}
+
+/// State shared between a session handle and its loop.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub(crate) id: u64,
+    pub(crate) key: Key,
+    pub(crate) peer: SocketAddr,
+    pub(crate) subprotocol: Option<String>,
+    pub(crate) open: AtomicBool,
+    /// Payload bytes posted and not yet handed to the connection.
+    pub(crate) queued: AtomicUsize,
+    /// Bytes in the connection's output buffer, as of the loop's last write.
+    pub(crate) buffered: AtomicUsize,
+    pub(crate) limit: usize,
+    pub(crate) policy: BackpressurePolicy,
+    pub(crate) handle: Arc<LoopHandle>,
+}
+
+/// A handle to one WebSocket connection: cheap to clone, usable from any thread.
+///
+/// Sends are queued to the connection's event loop and written as the socket allows. Each
+/// connection has a bounded outgoing buffer ([`ws_proto::Config::max_buffered_output`]): a
+/// send that would go beyond it fails with [`SendError::BufferFull`] (and, with
+/// [`BackpressurePolicy::Close`], closes the connection), so a peer that stops reading can
+/// never make memory grow without bound.
+#[derive(Clone)]
+pub struct Session {
+    pub(crate) shared: Arc<Shared>,
+}
+
+impl fmt::Debug for Session {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Session")
+            .field("id", &self.shared.id)
+            .field("peer", &self.shared.peer)
+            .field("open", &self.is_open())
+            .finish()
+    }
+}
+
+impl Session {
+    /// A process-wide unique number for this connection.
+    pub fn id(&self) -> u64 {
+        self.shared.id
+    }
+
+    /// The peer's address.
+    pub fn peer_addr(&self) -> SocketAddr {
+        self.shared.peer
+    }
+
+    /// The negotiated subprotocol.
+    pub fn subprotocol(&self) -> Option<&str> {
+        self.shared.subprotocol.as_deref()
+    }
+
+    /// Whether the connection is open (handshake done, no close sent or received).
+    pub fn is_open(&self) -> bool {
+        self.shared.open.load(Ordering::Acquire)
+    }
+
+    /// Bytes waiting to be written to this peer (queued sends and the output buffer).
+    pub fn buffered_amount(&self) -> usize {
+        self.shared.queued.load(Ordering::Acquire) + self.shared.buffered.load(Ordering::Acquire)
+    }
+
+    /// Sends a text message.
+    pub fn send_text(&self, text: impl Into<String>) -> Result<(), SendError> {
+        self.post(Outgoing::Text(text.into()))
+    }
+
+    /// Sends a binary message.
+    pub fn send_binary(&self, data: impl Into<Vec<u8>>) -> Result<(), SendError> {
+        self.post(Outgoing::Binary(data.into()))
+    }
+
+    /// Sends a message encoded once for many sessions (no copy of its bytes per session).
+    pub fn send_prepared(&self, message: &PreparedMessage) -> Result<(), SendError> {
+        self.post(Outgoing::Prepared(message.clone()))
+    }
+
+    /// Sends a ping (at most 125 bytes of payload).
+    pub fn ping(&self, payload: impl Into<Vec<u8>>) -> Result<(), SendError> {
+        let payload = payload.into();
+        if payload.len() > 125 {
+            return Err(SendError::ControlTooLong(payload.len()));
+        }
+        self.post(Outgoing::Ping(payload))
+    }
+
+    /// Starts the closing handshake with a code and reason (at most 123 bytes).
+    pub fn close(&self, code: u16, reason: &str) -> Result<(), SendError> {
+        if !ws_proto::close::is_valid_code(code) {
+            return Err(SendError::InvalidCloseCode(code));
+        }
+        if reason.len() > 123 {
+            return Err(SendError::ControlTooLong(reason.len() + 2));
+        }
+        self.post(Outgoing::Close(code, reason.to_owned()))
+    }
+
+    fn post(&self, outgoing: Outgoing) -> Result<(), SendError> {
+        if !self.is_open() {
+            return Err(SendError::Closed);
+        }
+        let len = outgoing.len();
+        let is_data = matches!(
+            outgoing,
+            Outgoing::Text(_) | Outgoing::Binary(_) | Outgoing::Prepared(_)
+        );
+        let pending = self.buffered_amount();
+        if is_data && pending > 0 && pending + len > self.shared.limit {
+            if let BackpressurePolicy::Close(code) = self.shared.policy {
+                self.shared
+                    .handle
+                    .submit(Command::Send(self.shared.key, Outgoing::Fail(code)));
+            }
+            return Err(SendError::BufferFull {
+                buffered: pending,
+                limit: self.shared.limit,
+            });
+        }
+        self.shared.queued.fetch_add(len, Ordering::AcqRel);
+        if self
+            .shared
+            .handle
+            .submit(Command::Send(self.shared.key, outgoing))
+        {
+            Ok(())
+        } else {
+            self.shared.queued.fetch_sub(len, Ordering::AcqRel);
+            Err(SendError::Closed)
+        }
+    }
+}
+
+/// Accounts for a command taken off the queue by the loop.
+pub(crate) fn dequeued(shared: &Shared, outgoing: &Outgoing) {
+    shared.queued.fetch_sub(outgoing.len(), Ordering::AcqRel);
+}
