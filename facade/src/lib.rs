@@ -1,1 +1,71 @@
-//! Placeholder: built in a later issue.
+//! `facade`: the WebSocket facade of the Network System tutorial, in Rust.
+//!
+//! [`WebSocketFacade::create_server`] and [`WebSocketFacade::create_client`] take a config and
+//! return a shared handle to a [`ProtocolServer`] / [`ProtocolClient`]. Callbacks report
+//! connections, disconnections, messages and errors; [`Session`]s send. Messages are binary by
+//! default; text, ping, close codes and subprotocols are reached through `as_websocket()`.
+//! One logical message arrives per receive callback (fragments reassembled), and large sends
+//! are split into frames automatically.
+//!
+//! ```
+//! use std::sync::{mpsc, Mutex};
+//! use std::time::Duration;
+//! use facade::{ClientConfig, ServerConfig, WebSocketFacade};
+//!
+//! let server = WebSocketFacade::create_server(&ServerConfig {
+//!     port: 9001, path: "/chat".into(), server_id: "chat-server".into(), ..Default::default()
+//! }).unwrap();
+//! let echo = server.clone();
+//! server.set_receive_callback(move |sender_id, payload| {
+//!     let session = echo.as_websocket().unwrap().session(sender_id).unwrap();
+//!     let _ = session.send(payload.to_vec());
+//! });
+//! server.start(0).unwrap(); // port 0: any free port (the examples use 9001)
+//! let port = server.local_addr().unwrap().port();
+//!
+//! let client = WebSocketFacade::create_client(&ClientConfig {
+//!     client_id: "bob".into(), ping_interval: Duration::from_secs(15), path: "/chat".into(), ..Default::default()
+//! }).unwrap();
+//! let (tx, rx) = mpsc::channel();
+//! let tx = Mutex::new(tx);
+//! client.set_receive_callback(move |data| { let _ = tx.lock().unwrap().send(data.to_vec()); });
+//! client.start("127.0.0.1", port).unwrap();
+//! client.send(b"hello".to_vec()).unwrap();
+//! assert_eq!(rx.recv_timeout(Duration::from_secs(5)).unwrap(), b"hello");
+//! client.stop().unwrap();
+//! server.stop().unwrap();
+//! ```
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+
+mod client;
+mod config;
+mod error;
+mod server;
+mod traits;
+
+use std::sync::Arc;
+
+pub use config::{ClientConfig, ServerConfig};
+pub use error::{ConfigError, Error};
+pub use traits::*;
+
+/// Creates WebSocket servers and clients from a config (`websocket_facade`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct WebSocketFacade;
+
+impl WebSocketFacade {
+    /// A server bound to `config.path` (not started yet: call `start(port)`). Fails if the
+    /// port is 0 or the path does not start with `/`.
+    pub fn create_server(config: &ServerConfig) -> Result<Arc<dyn ProtocolServer>, Error> {
+        let server_id = config::validate_server(config)?;
+        Ok(Arc::new(server::WsServer::new(config.clone(), server_id)))
+    }
+
+    /// A client (not connected yet: call `start(host, port)`). Fails if the ping interval is
+    /// zero or the path does not start with `/`.
+    pub fn create_client(config: &ClientConfig) -> Result<Arc<dyn ProtocolClient>, Error> {
+        let client_id = config::validate_client(config)?;
+        Ok(Arc::new(client::WsClient::new(config.clone(), client_id)))
+    }
+}

@@ -514,6 +514,12 @@ impl EventLoop {
                         Decision::Reject { status, body } => conn.proto.reject(status, &body),
                     };
                 }
+                Event::HttpRequest(request) => {
+                    let response = handler.on_http_request(&request, conn.peer);
+                    let _ =
+                        conn.proto
+                            .respond(response.status, &response.content_type, &response.body);
+                }
                 Event::Open(negotiated) => {
                     let session = Session {
                         shared: Arc::new(Shared {

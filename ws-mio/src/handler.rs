@@ -5,7 +5,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use ws_proto::handshake::UpgradeRequest;
+use ws_proto::handshake::{Request, UpgradeRequest};
 use ws_proto::Accept;
 
 use crate::session::Session;
@@ -46,6 +46,32 @@ pub enum Decision {
         /// Response body.
         body: String,
     },
+}
+
+/// The answer to a plain HTTP request; see [`Handler::on_http_request`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpResponse {
+    /// HTTP status code.
+    pub status: u16,
+    /// `Content-Type` header value.
+    pub content_type: String,
+    /// Response body.
+    pub body: Vec<u8>,
+}
+
+impl HttpResponse {
+    /// A `404 Not Found` with a plain-text body.
+    ///
+    /// ```
+    /// assert_eq!(ws_mio::HttpResponse::not_found().status, 404);
+    /// ```
+    pub fn not_found() -> Self {
+        HttpResponse {
+            status: 404,
+            content_type: "text/plain; charset=utf-8".into(),
+            body: b"not found\n".to_vec(),
+        }
+    }
 }
 
 /// Why a connection ended or an operation failed, beyond what the close code says.
@@ -129,6 +155,13 @@ pub trait Handler: Send + Sync + 'static {
     fn on_request(&self, request: &UpgradeRequest, peer: SocketAddr) -> Decision {
         let _ = (request, peer);
         Decision::Accept(Accept::default())
+    }
+
+    /// Server with [`ws_proto::Config::plain_http`] set: answers a GET request that is not a
+    /// WebSocket upgrade (e.g. serves the page that opens the socket). Default: 404.
+    fn on_http_request(&self, request: &Request, peer: SocketAddr) -> HttpResponse {
+        let _ = (request, peer);
+        HttpResponse::not_found()
     }
 
     /// The handshake completed.

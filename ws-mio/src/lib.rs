@@ -25,7 +25,7 @@ mod url;
 
 pub use client::{Client, ConnectError};
 pub use config::{BackpressurePolicy, ClientConfig, ServerConfig};
-pub use handler::{Decision, Disconnect, DriverError, Handler, Message};
+pub use handler::{Decision, Disconnect, DriverError, Handler, HttpResponse, Message};
 pub use server::Server;
 pub use session::Session;
 pub use url::{parse_ws_url, UrlError, WsUrl};

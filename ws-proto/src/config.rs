@@ -51,6 +51,11 @@ pub struct Config {
     pub max_pings_per_second: u32,
     /// Server: the only request path accepted (404 otherwise); `None` accepts any path.
     pub path: Option<String>,
+    /// Server: hand GET requests that are not WebSocket upgrades (no `Upgrade: websocket`) to
+    /// the application as [`Event::HttpRequest`](crate::Event::HttpRequest), to be answered
+    /// with [`Connection::respond`](crate::Connection::respond), instead of rejecting them.
+    /// Default `false`.
+    pub plain_http: bool,
     /// Server: subprotocols supported, in order of preference (the first one the client also
     /// offers is selected). Client: subprotocols offered.
     pub subprotocols: Vec<String>,
@@ -72,6 +77,7 @@ impl Default for Config {
             ping_timeout: Duration::from_secs(20),
             max_pings_per_second: 100,
             path: None,
+            plain_http: false,
             subprotocols: Vec::new(),
             extensions: Vec::new(),
         }

@@ -26,7 +26,9 @@ use crate::config::Config;
 use crate::error::{Error, ProtocolError, SendError, TimeoutKind};
 use crate::extension::Extension;
 use crate::frame::{FrameHeader, OpCode, MAX_HEADER_LEN};
-use crate::handshake::{self, ExtensionOffer, HandshakeError, HeadReader, Headers, UpgradeRequest};
+use crate::handshake::{
+    self, ExtensionOffer, HandshakeError, HeadReader, Headers, Request, UpgradeRequest,
+};
 use crate::mask::{apply_mask, extend_masked};
 use crate::output::{OutputQueue, ZERO_COPY_THRESHOLD};
 use crate::utf8::Utf8Validator;
@@ -71,6 +73,9 @@ pub struct Negotiated {
 pub enum Event {
     /// Server: a valid upgrade request waits for [`Connection::accept`] or [`Connection::reject`].
     Request(UpgradeRequest),
+    /// Server with [`Config::plain_http`]: a GET request that is not an upgrade waits for
+    /// [`Connection::respond`].
+    HttpRequest(Request),
     /// The opening handshake completed.
     Open(Negotiated),
     /// A complete, UTF-8-validated text message.
@@ -183,6 +188,8 @@ enum Handshake {
     ServerReading(HeadReader),
     /// Server waiting for the application's accept/reject.
     ServerPending(Box<UpgradeRequest>),
+    /// Server waiting for the application's answer to a plain HTTP request.
+    ServerHttpPending,
     /// Client waiting for the response head.
     ClientReading { reader: HeadReader, key: String },
     /// Finished (successfully or not).
@@ -417,6 +424,7 @@ impl Connection {
         }
         match self.handshake {
             Handshake::Done => self.receive_frames(data),
+            Handshake::ServerHttpPending => {}
             Handshake::ServerPending(_) => {
                 // Pipelined frames before the application decided: keep them, within bounds.
                 if self.early_input.len() + data.len() > self.config.handshake_limits.max_head {
@@ -456,8 +464,15 @@ impl Connection {
                     Ok(Some(end)) => end,
                     Err(e) => return self.handshake_failed(e),
                 };
-                let request = handshake::parse_request(reader.head(), &limits)
-                    .and_then(|r| handshake::validate_request(r, self.config.path.as_deref()));
+                let request = match handshake::parse_request(reader.head(), &limits) {
+                    Ok(r) if self.config.plain_http && is_plain_get(&r) => {
+                        self.events.push_back(Event::HttpRequest(r));
+                        self.handshake = Handshake::ServerHttpPending;
+                        return;
+                    }
+                    parsed => parsed
+                        .and_then(|r| handshake::validate_request(r, self.config.path.as_deref())),
+                };
                 match request {
                     Ok(request) => {
                         self.early_input.extend_from_slice(&data[end..]);
@@ -489,7 +504,7 @@ impl Connection {
                 });
                 self.receive_frames(&data[end..]);
             }
-            Handshake::ServerPending(_) | Handshake::Done => {}
+            Handshake::ServerPending(_) | Handshake::ServerHttpPending | Handshake::Done => {}
         }
     }
 
@@ -620,6 +635,34 @@ impl Connection {
         self.out
             .push_vec(handshake::error_response(status, &[], body));
         self.early_input = Vec::new();
+        self.end_handshake_unsuccessfully();
+        Ok(())
+    }
+
+    /// Server: answers a plain HTTP request ([`Event::HttpRequest`]) with a complete response
+    /// (`Connection: close`); the connection then closes.
+    ///
+    /// ```
+    /// use std::time::Instant;
+    /// use ws_proto::{Config, Connection, Event};
+    /// let config = Config { plain_http: true, ..Config::default() };
+    /// let mut server = Connection::server(config, Instant::now());
+    /// server.receive(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n");
+    /// assert!(matches!(server.poll_event(), Some(Event::HttpRequest(r)) if r.path == "/"));
+    /// server.respond(200, "text/html; charset=utf-8", b"<h1>hi</h1>").unwrap();
+    /// assert!(server.pending_output().starts_with(b"HTTP/1.1 200 OK\r\n"));
+    /// ```
+    pub fn respond(
+        &mut self,
+        status: u16,
+        content_type: &str,
+        body: &[u8],
+    ) -> Result<(), SendError> {
+        if !matches!(self.handshake, Handshake::ServerHttpPending) {
+            return Err(SendError::NoPendingRequest);
+        }
+        self.out
+            .push_vec(handshake::http_response(status, content_type, &[], body));
         self.end_handshake_unsuccessfully();
         Ok(())
     }
@@ -812,8 +855,10 @@ impl Connection {
         // §5.5.2: "Upon receipt of a Ping frame, an endpoint MUST send a Pong frame in response,
         // unless it already received a Close frame." A peer that does not read while pinging
         // cannot make the pongs pile up: over the output limit they are skipped (§5.5.3 allows
-        // answering only the most recent ping).
-        if self.state == State::Open && self.out.len() <= self.config.max_buffered_output {
+        // answering only the most recent ping). Having sent a close (`Closing`) is no exception:
+        // only data frames are forbidden after it (§5.5.1).
+        let answer = matches!(self.state, State::Open | State::Closing);
+        if answer && self.out.len() <= self.config.max_buffered_output {
             self.queue_frame(OpCode::Pong, 0, &payload);
         }
         self.events.push_back(Event::Ping(payload));
@@ -1245,4 +1290,13 @@ impl Connection {
             }
         }
     }
+}
+
+/// A GET request that does not ask for a WebSocket upgrade.
+fn is_plain_get(request: &Request) -> bool {
+    request.method == "GET"
+        && !request
+            .headers
+            .get("upgrade")
+            .is_some_and(|v| handshake::has_token(v, "websocket"))
 }

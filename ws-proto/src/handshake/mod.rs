@@ -58,7 +58,9 @@ pub use client::{build_request, validate_response, UpgradeResponse};
 pub use error::{HandshakeError, MalformedReason};
 pub use headers::{has_token, parse_extensions, parse_token_list, ExtensionOffer, GetAll, Headers};
 pub use reader::{parse_request, parse_response, HeadReader, Request, Response};
-pub use server::{error_response, reason_phrase, response_101, validate_request, UpgradeRequest};
+pub use server::{
+    error_response, http_response, reason_phrase, response_101, validate_request, UpgradeRequest,
+};
 
 /// The GUID that RFC 6455 §1.3 appends to the key before hashing.
 pub const GUID: &str = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";

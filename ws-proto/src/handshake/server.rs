@@ -303,6 +303,25 @@ pub fn reason_phrase(status: u16) -> &'static str {
 /// );
 /// ```
 pub fn error_response(status: u16, extra: &[(String, String)], body: &str) -> Vec<u8> {
+    http_response(status, "text/plain; charset=utf-8", extra, body.as_bytes())
+}
+
+/// A complete HTTP/1.1 response with a body of any type and `Connection: close`, for servers
+/// that answer plain HTTP requests on their WebSocket port (e.g. a page that opens the socket).
+///
+/// ```
+/// use ws_proto::handshake::http_response;
+/// let bytes = http_response(200, "text/html; charset=utf-8", &[], b"<p>hi</p>");
+/// let text = String::from_utf8(bytes).unwrap();
+/// assert!(text.starts_with("HTTP/1.1 200 OK\r\n"));
+/// assert!(text.contains("Content-Length: 9\r\n") && text.ends_with("\r\n\r\n<p>hi</p>"));
+/// ```
+pub fn http_response(
+    status: u16,
+    content_type: &str,
+    extra: &[(String, String)],
+    body: &[u8],
+) -> Vec<u8> {
     let status = if (100..=999).contains(&status) {
         status
     } else {
@@ -310,14 +329,14 @@ pub fn error_response(status: u16, extra: &[(String, String)], body: &str) -> Ve
     };
     let mut out = Vec::with_capacity(128 + body.len());
     out.extend_from_slice(format!("HTTP/1.1 {status} {}\r\n", reason_phrase(status)).as_bytes());
-    write_header(&mut out, "Content-Type", "text/plain; charset=utf-8");
+    write_header(&mut out, "Content-Type", content_type);
     write_header(&mut out, "Content-Length", &body.len().to_string());
     write_header(&mut out, "Connection", "close");
     for (name, value) in extra {
         write_header(&mut out, name, value);
     }
     out.extend_from_slice(b"\r\n");
-    out.extend_from_slice(body.as_bytes());
+    out.extend_from_slice(body);
     out
 }
 

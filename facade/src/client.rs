@@ -1,0 +1,242 @@
+//! The facade client: a [`ws_mio::Client`] whose events become the tutorial's callbacks.
+
+use std::sync::{Arc, Condvar, Mutex, RwLock};
+
+use ws_mio::{Disconnect, DriverError, Handler, Message, WsUrl};
+
+use crate::config::ClientConfig;
+use crate::error::Error;
+use crate::traits::*;
+
+#[derive(Default, Clone)]
+struct Callbacks {
+    receive: Option<ReceiveCallback>,
+    connected: Option<EventCallback>,
+    disconnected: Option<EventCallback>,
+    error: Option<ErrorCallback>,
+    text: Option<TextCallback>,
+    binary: Option<BinaryCallback>,
+    close: Option<CloseCallback>,
+}
+
+struct Inner {
+    callbacks: RwLock<Callbacks>,
+    /// True from a successful start until the connection ends.
+    running: Mutex<bool>,
+    ended: Condvar,
+}
+
+impl Inner {
+    fn callbacks(&self) -> Callbacks {
+        self.callbacks
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    fn set(&self, f: impl FnOnce(&mut Callbacks)) {
+        f(&mut self.callbacks.write().unwrap_or_else(|e| e.into_inner()));
+    }
+
+    fn set_running(&self, running: bool) {
+        *self.running.lock().unwrap_or_else(|e| e.into_inner()) = running;
+        self.ended.notify_all();
+    }
+}
+
+/// The client returned by [`create_client`](crate::WebSocketFacade::create_client).
+pub struct WsClient {
+    config: ClientConfig,
+    client_id: String,
+    inner: Arc<Inner>,
+    client: Mutex<Option<ws_mio::Client>>,
+}
+
+impl WsClient {
+    pub(crate) fn new(config: ClientConfig, client_id: String) -> WsClient {
+        WsClient {
+            config,
+            client_id,
+            inner: Arc::new(Inner {
+                callbacks: RwLock::default(),
+                running: Mutex::new(false),
+                ended: Condvar::new(),
+            }),
+            client: Mutex::new(None),
+        }
+    }
+
+    fn session(&self) -> Result<ws_mio::Session, Error> {
+        self.client
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .map(|c| c.session().clone())
+            .ok_or(Error::NotConnected)
+    }
+}
+
+impl Drop for WsClient {
+    fn drop(&mut self) {
+        let _ = self.stop();
+    }
+}
+
+struct Bridge(Arc<Inner>);
+
+impl Handler for Bridge {
+    fn on_open(&self, _session: &ws_mio::Session) {
+        self.0.set_running(true);
+        if let Some(cb) = self.0.callbacks().connected {
+            cb();
+        }
+    }
+
+    fn on_message(&self, _session: &ws_mio::Session, message: Message) {
+        let callbacks = self.0.callbacks();
+        match &message {
+            Message::Text(text) => {
+                if let Some(cb) = &callbacks.text {
+                    cb("", text);
+                }
+            }
+            Message::Binary(data) => {
+                if let Some(cb) = &callbacks.binary {
+                    cb("", data);
+                }
+            }
+        }
+        if let Some(cb) = &callbacks.receive {
+            cb(message.as_bytes());
+        }
+    }
+
+    fn on_close(&self, _session: &ws_mio::Session, disconnect: &Disconnect) {
+        let callbacks = self.0.callbacks();
+        if let Some(cb) = &callbacks.close {
+            cb("", disconnect.code, &disconnect.reason);
+        }
+        if let Some(cb) = &callbacks.disconnected {
+            cb();
+        }
+        self.0.set_running(false);
+    }
+
+    fn on_error(&self, _session: Option<&ws_mio::Session>, error: &DriverError) {
+        if let Some(cb) = self.0.callbacks().error {
+            cb(&Error::Connection(error.clone()));
+        }
+    }
+}
+
+impl ProtocolClient for WsClient {
+    fn start(&self, host: &str, port: u16) -> Result<(), Error> {
+        let mut slot = self.client.lock().unwrap_or_else(|e| e.into_inner());
+        if slot.as_ref().is_some_and(|c| !c.is_finished()) {
+            return Err(Error::AlreadyRunning);
+        }
+        let url = WsUrl {
+            host: host.to_owned(),
+            port,
+            path: self.config.path.clone(),
+        };
+        let driver_config = ws_mio::ClientConfig {
+            protocol: self.config.protocol(),
+            connect_timeout: self.config.connect_timeout,
+            headers: vec![("X-Client-Id".into(), self.client_id.clone())],
+            ..ws_mio::ClientConfig::default()
+        };
+        match ws_mio::Client::connect_url(&url, driver_config, Bridge(Arc::clone(&self.inner))) {
+            Ok(client) => {
+                *slot = Some(client);
+                Ok(())
+            }
+            Err(e) => {
+                let error = Error::Connect(Arc::new(e));
+                if let Some(cb) = self.inner.callbacks().error {
+                    cb(&error);
+                }
+                Err(error)
+            }
+        }
+    }
+
+    fn stop(&self) -> Result<(), Error> {
+        let client = self.client.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(client) = client {
+            client.stop();
+        }
+        self.inner.set_running(false);
+        Ok(())
+    }
+
+    fn send(&self, data: Vec<u8>) -> Result<(), Error> {
+        Ok(self.session()?.send_binary(data)?)
+    }
+
+    fn is_connected(&self) -> bool {
+        self.session().is_ok_and(|s| s.is_open())
+    }
+
+    fn is_running(&self) -> bool {
+        *self.inner.running.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn wait_for_stop(&self) {
+        let mut running = self.inner.running.lock().unwrap_or_else(|e| e.into_inner());
+        while *running {
+            running = self
+                .inner
+                .ended
+                .wait(running)
+                .unwrap_or_else(|e| e.into_inner());
+        }
+    }
+
+    fn client_id(&self) -> &str {
+        &self.client_id
+    }
+
+    fn set_receive_callback_boxed(&self, callback: ReceiveCallback) {
+        self.inner.set(|c| c.receive = Some(callback));
+    }
+    fn set_connected_callback_boxed(&self, callback: EventCallback) {
+        self.inner.set(|c| c.connected = Some(callback));
+    }
+    fn set_disconnected_callback_boxed(&self, callback: EventCallback) {
+        self.inner.set(|c| c.disconnected = Some(callback));
+    }
+    fn set_error_callback_boxed(&self, callback: ErrorCallback) {
+        self.inner.set(|c| c.error = Some(callback));
+    }
+    fn as_websocket(&self) -> Option<&dyn WebSocketClient> {
+        Some(self)
+    }
+}
+
+impl WebSocketClient for WsClient {
+    fn send_text(&self, text: String) -> Result<(), Error> {
+        Ok(self.session()?.send_text(text)?)
+    }
+    fn send_binary(&self, data: Vec<u8>) -> Result<(), Error> {
+        Ok(self.session()?.send_binary(data)?)
+    }
+    fn ping(&self, payload: Vec<u8>) -> Result<(), Error> {
+        Ok(self.session()?.ping(payload)?)
+    }
+    fn close(&self, code: u16, reason: &str) -> Result<(), Error> {
+        Ok(self.session()?.close(code, reason)?)
+    }
+    fn subprotocol(&self) -> Option<String> {
+        self.session().ok()?.subprotocol().map(str::to_owned)
+    }
+    fn set_text_callback_boxed(&self, callback: TextCallback) {
+        self.inner.set(|c| c.text = Some(callback));
+    }
+    fn set_binary_callback_boxed(&self, callback: BinaryCallback) {
+        self.inner.set(|c| c.binary = Some(callback));
+    }
+    fn set_close_callback_boxed(&self, callback: CloseCallback) {
+        self.inner.set(|c| c.close = Some(callback));
+    }
+}

@@ -1,0 +1,247 @@
+//! Configurations of [`create_server`](crate::WebSocketFacade::create_server) and
+//! [`create_client`](crate::WebSocketFacade::create_client), with their validation.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use crate::error::{ConfigError, Error};
+
+/// Settings of a facade server. Only `port`, `path` and `server_id` are the tutorial's; every
+/// other field has a default.
+///
+/// ```
+/// use facade::ServerConfig;
+/// let config = ServerConfig { port: 9001, path: "/chat".into(), server_id: "chat-server".into(), ..Default::default() };
+/// assert_eq!(config.max_connections, 10_000);
+/// ```
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// The port to serve (1–65535). [`ProtocolServer::start`](crate::ProtocolServer::start)
+    /// takes the port to bind, as in the tutorial.
+    pub port: u16,
+    /// The URL path the server is bound to; upgrades to any other path get 404. Default `/`.
+    pub path: String,
+    /// The server's name; empty means a generated `ws_server_NNNNNNNN`.
+    pub server_id: String,
+    /// Largest message accepted (1009 beyond). Default 64 MiB.
+    pub max_message_size: usize,
+    /// Largest frame accepted (1009 beyond). Default 16 MiB.
+    pub max_frame_size: usize,
+    /// Outgoing messages are split into frames of at most this many bytes. Default 64 KiB.
+    pub fragment_size: usize,
+    /// Bytes that may wait unsent per connection before sends fail. Default 1 MiB.
+    pub max_buffered_output: usize,
+    /// Connections beyond this are answered 503. Default 10 000.
+    pub max_connections: usize,
+    /// Time allowed for the opening handshake. Default 10 s.
+    pub handshake_timeout: Duration,
+    /// Time allowed for the closing handshake. Default 10 s.
+    pub close_timeout: Duration,
+    /// Server-side keepalive pings; `None` (default) leaves keepalive to clients.
+    pub ping_interval: Option<Duration>,
+    /// Event-loop threads; 0 means one per core.
+    pub threads: usize,
+    /// Subprotocols supported, in order of preference.
+    pub subprotocols: Vec<String>,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        let proto = ws_proto::Config::default();
+        ServerConfig {
+            port: 0,
+            path: "/".into(),
+            server_id: String::new(),
+            max_message_size: proto.max_message_size,
+            max_frame_size: proto.max_frame_size,
+            fragment_size: proto.fragment_size,
+            max_buffered_output: proto.max_buffered_output,
+            max_connections: 10_000,
+            handshake_timeout: Duration::from_secs(10),
+            close_timeout: proto.close_timeout,
+            ping_interval: None,
+            threads: 0,
+            subprotocols: Vec::new(),
+        }
+    }
+}
+
+/// Settings of a facade client. Only `client_id` and `ping_interval` are the tutorial's; `path`
+/// is added because the server enforces its path.
+///
+/// ```
+/// use std::time::Duration;
+/// use facade::ClientConfig;
+/// let config = ClientConfig { client_id: "bob".into(), ping_interval: Duration::from_secs(15), path: "/chat".into(), ..Default::default() };
+/// assert_eq!(config.connect_timeout, Duration::from_secs(10));
+/// ```
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    /// The client's name, sent to the server (header `X-Client-Id`) which uses it as the
+    /// session id; empty means a generated `ws_client_NNNNNNNN`.
+    pub client_id: String,
+    /// A ping is sent this often; a server that does not answer within `ping_timeout` is
+    /// reported dead through the error callback. Must be positive. Default 30 s.
+    pub ping_interval: Duration,
+    /// How long a ping may go unanswered. Default 20 s.
+    pub ping_timeout: Duration,
+    /// The URL path to request. Default `/`.
+    pub path: String,
+    /// Time allowed for TCP connect and the opening handshake. Default 10 s.
+    pub connect_timeout: Duration,
+    /// Largest message accepted. Default 64 MiB.
+    pub max_message_size: usize,
+    /// Outgoing messages are split into frames of at most this many bytes. Default 64 KiB.
+    pub fragment_size: usize,
+    /// Bytes that may wait unsent before sends fail. Default 1 MiB.
+    pub max_buffered_output: usize,
+    /// Subprotocols offered.
+    pub subprotocols: Vec<String>,
+}
+
+impl Default for ClientConfig {
+    fn default() -> Self {
+        let proto = ws_proto::Config::default();
+        ClientConfig {
+            client_id: String::new(),
+            ping_interval: Duration::from_secs(30),
+            ping_timeout: Duration::from_secs(20),
+            path: "/".into(),
+            connect_timeout: Duration::from_secs(10),
+            max_message_size: proto.max_message_size,
+            fragment_size: proto.fragment_size,
+            max_buffered_output: proto.max_buffered_output,
+            subprotocols: Vec::new(),
+        }
+    }
+}
+
+static NEXT_SERVER: AtomicU32 = AtomicU32::new(0);
+static NEXT_CLIENT: AtomicU32 = AtomicU32::new(0);
+
+pub(crate) fn validate_server(config: &ServerConfig) -> Result<String, Error> {
+    if config.port == 0 {
+        return Err(Error::InvalidConfig(ConfigError::Port));
+    }
+    validate_path(&config.path)?;
+    Ok(if config.server_id.is_empty() {
+        format!(
+            "ws_server_{:08}",
+            NEXT_SERVER.fetch_add(1, Ordering::Relaxed)
+        )
+    } else {
+        config.server_id.clone()
+    })
+}
+
+pub(crate) fn validate_client(config: &ClientConfig) -> Result<String, Error> {
+    if config.ping_interval.is_zero() {
+        return Err(Error::InvalidConfig(ConfigError::PingInterval));
+    }
+    validate_path(&config.path)?;
+    Ok(if config.client_id.is_empty() {
+        format!(
+            "ws_client_{:08}",
+            NEXT_CLIENT.fetch_add(1, Ordering::Relaxed)
+        )
+    } else {
+        config.client_id.clone()
+    })
+}
+
+fn validate_path(path: &str) -> Result<(), Error> {
+    if !path.starts_with('/') {
+        return Err(Error::InvalidConfig(ConfigError::Path));
+    }
+    Ok(())
+}
+
+impl ServerConfig {
+    pub(crate) fn protocol(&self) -> ws_proto::Config {
+        ws_proto::Config {
+            max_frame_size: self.max_frame_size,
+            max_message_size: self.max_message_size,
+            fragment_size: self.fragment_size,
+            max_buffered_output: self.max_buffered_output,
+            handshake_timeout: Some(self.handshake_timeout),
+            close_timeout: self.close_timeout,
+            ping_interval: self.ping_interval,
+            path: Some(self.path.clone()),
+            plain_http: true,
+            subprotocols: self.subprotocols.clone(),
+            ..ws_proto::Config::default()
+        }
+    }
+}
+
+impl ClientConfig {
+    pub(crate) fn protocol(&self) -> ws_proto::Config {
+        ws_proto::Config {
+            max_message_size: self.max_message_size,
+            max_frame_size: self
+                .max_message_size
+                .min(ws_proto::Config::default().max_frame_size),
+            fragment_size: self.fragment_size,
+            max_buffered_output: self.max_buffered_output,
+            ping_interval: Some(self.ping_interval),
+            ping_timeout: self.ping_timeout,
+            subprotocols: self.subprotocols.clone(),
+            ..ws_proto::Config::default()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn validation_messages() {
+        let port0 = ServerConfig::default();
+        assert_eq!(
+            validate_server(&port0).unwrap_err().to_string(),
+            "websocket_facade: port must be between 1 and 65535"
+        );
+        let bad_path = ServerConfig {
+            port: 1,
+            path: "chat".into(),
+            ..Default::default()
+        };
+        assert_eq!(
+            validate_server(&bad_path).unwrap_err().to_string(),
+            "websocket_facade: path must start with '/'"
+        );
+        let empty_path = ServerConfig {
+            port: 1,
+            path: String::new(),
+            ..Default::default()
+        };
+        assert!(validate_server(&empty_path).is_err());
+        let zero_ping = ClientConfig {
+            ping_interval: Duration::ZERO,
+            ..Default::default()
+        };
+        assert_eq!(
+            validate_client(&zero_ping).unwrap_err().to_string(),
+            "websocket_facade: ping_interval must be positive"
+        );
+    }
+
+    #[test]
+    fn generated_ids_are_unique_and_prefixed() {
+        let a = validate_client(&ClientConfig::default()).unwrap();
+        let b = validate_client(&ClientConfig::default()).unwrap();
+        assert!(a.starts_with("ws_client_") && b.starts_with("ws_client_") && a != b);
+        let s = validate_server(&ServerConfig {
+            port: 1,
+            ..Default::default()
+        })
+        .unwrap();
+        assert!(s.starts_with("ws_server_"));
+        let named = ClientConfig {
+            client_id: "bob".into(),
+            ..Default::default()
+        };
+        assert_eq!(validate_client(&named).unwrap(), "bob");
+    }
+}

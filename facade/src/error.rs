@@ -1,0 +1,106 @@
+//! The facade's error type.
+
+use std::fmt;
+use std::io;
+use std::sync::Arc;
+
+/// A configuration value [`create_server`](crate::WebSocketFacade::create_server) or
+/// [`create_client`](crate::WebSocketFacade::create_client) refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConfigError {
+    /// The port is 0.
+    Port,
+    /// The path is empty or does not start with `/`.
+    Path,
+    /// The ping interval is zero.
+    PingInterval,
+}
+
+/// What went wrong in a facade call or on a connection. [`message`](Self::message) (or
+/// `Display`) gives a sentence fit for a log or a terminal.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum Error {
+    /// A configuration value is invalid.
+    InvalidConfig(ConfigError),
+    /// `start` was called on a running server or client.
+    AlreadyRunning,
+    /// The server could not listen on its port (in use, permission denied...).
+    Bind {
+        /// The port asked for.
+        port: u16,
+        /// The operating system's error.
+        source: Arc<io::Error>,
+    },
+    /// The client could not connect or upgrade.
+    Connect(Arc<ws_mio::ConnectError>),
+    /// The client or session is not connected.
+    NotConnected,
+    /// A send was refused (closed, buffer full...).
+    Send(ws_proto::SendError),
+    /// A connection failed (protocol error, timeout, dead peer, I/O error).
+    Connection(ws_mio::DriverError),
+}
+
+impl Error {
+    /// The readable message (same as `to_string()`).
+    ///
+    /// ```
+    /// use facade::Error;
+    /// assert_eq!(Error::NotConnected.message(), "not connected: call start() first");
+    /// ```
+    pub fn message(&self) -> String {
+        self.to_string()
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::InvalidConfig(ConfigError::Port) => {
+                f.write_str("websocket_facade: port must be between 1 and 65535")
+            }
+            Error::InvalidConfig(ConfigError::Path) => {
+                f.write_str("websocket_facade: path must start with '/'")
+            }
+            Error::InvalidConfig(ConfigError::PingInterval) => {
+                f.write_str("websocket_facade: ping_interval must be positive")
+            }
+            Error::AlreadyRunning => f.write_str("already running"),
+            Error::Bind { port, source } => match source.kind() {
+                io::ErrorKind::AddrInUse => {
+                    write!(f, "cannot listen on port {port}: address already in use")
+                }
+                io::ErrorKind::PermissionDenied => {
+                    write!(f, "cannot listen on port {port}: permission denied")
+                }
+                _ => write!(f, "cannot listen on port {port}: {source}"),
+            },
+            Error::Connect(e) => e.fmt(f),
+            Error::NotConnected => f.write_str("not connected: call start() first"),
+            Error::Send(e) => write!(f, "send failed: {e}"),
+            Error::Connection(e) => e.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Bind { source, .. } => Some(source.as_ref()),
+            Error::Connect(e) => Some(e.as_ref()),
+            Error::Send(e) => Some(e),
+            Error::Connection(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl From<ws_proto::SendError> for Error {
+    fn from(e: ws_proto::SendError) -> Self {
+        match e {
+            ws_proto::SendError::NotOpen | ws_proto::SendError::Closed => Error::NotConnected,
+            other => Error::Send(other),
+        }
+    }
+}

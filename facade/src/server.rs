@@ -1,0 +1,440 @@
+//! The facade server: a [`ws_mio::Server`] whose events become the tutorial's callbacks.
+
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+use std::sync::{Arc, Condvar, Mutex, RwLock};
+
+use ws_mio::ws_proto::handshake::{Request, UpgradeRequest};
+use ws_mio::{Decision, Disconnect, DriverError, Handler, HttpResponse, Message, PreparedMessage};
+
+use crate::config::ServerConfig;
+use crate::error::Error;
+use crate::traits::*;
+
+#[derive(Default, Clone)]
+struct Callbacks {
+    connection: Option<ConnectionCallback>,
+    disconnection: Option<DisconnectionCallback>,
+    receive: Option<ServerReceiveCallback>,
+    error: Option<ServerErrorCallback>,
+    text: Option<TextCallback>,
+    binary: Option<BinaryCallback>,
+    close: Option<CloseCallback>,
+    http: Option<HttpCallback>,
+}
+
+/// Session registry: live sessions by driver id, ids in use, and the names and paths
+/// announced in upgrade requests (keyed by peer address until the connection opens).
+#[derive(Default)]
+struct Registry {
+    sessions: HashMap<u64, Arc<FacadeSession>>,
+    ids: HashSet<String>,
+    announced: HashMap<SocketAddr, (String, String)>,
+}
+
+pub(crate) struct Inner {
+    config: ServerConfig,
+    server_id: String,
+    callbacks: RwLock<Callbacks>,
+    registry: Mutex<Registry>,
+}
+
+impl Inner {
+    fn callbacks(&self) -> Callbacks {
+        self.callbacks
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    fn registry(&self) -> std::sync::MutexGuard<'_, Registry> {
+        self.registry.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn set(&self, f: impl FnOnce(&mut Callbacks)) {
+        f(&mut self.callbacks.write().unwrap_or_else(|e| e.into_inner()));
+    }
+}
+
+/// The server returned by [`create_server`](crate::WebSocketFacade::create_server).
+pub struct WsServer {
+    inner: Arc<Inner>,
+    server: Mutex<Option<ws_mio::Server>>,
+    running: Mutex<bool>,
+    stopped: Condvar,
+}
+
+impl WsServer {
+    pub(crate) fn new(config: ServerConfig, server_id: String) -> WsServer {
+        WsServer {
+            inner: Arc::new(Inner {
+                config,
+                server_id,
+                callbacks: RwLock::default(),
+                registry: Mutex::default(),
+            }),
+            server: Mutex::new(None),
+            running: Mutex::new(false),
+            stopped: Condvar::new(),
+        }
+    }
+}
+
+impl Drop for WsServer {
+    fn drop(&mut self) {
+        let _ = self.stop();
+    }
+}
+
+/// A session as the application sees it.
+pub(crate) struct FacadeSession {
+    id: String,
+    path: String,
+    session: ws_mio::Session,
+}
+
+impl Session for FacadeSession {
+    fn id(&self) -> &str {
+        &self.id
+    }
+    fn is_connected(&self) -> bool {
+        self.session.is_open()
+    }
+    fn send(&self, data: Vec<u8>) -> Result<(), Error> {
+        Ok(self.session.send_binary(data)?)
+    }
+    fn close(&self) {
+        let _ = self.session.close(1000, "");
+    }
+    fn as_websocket(&self) -> Option<&dyn WebSocketSession> {
+        Some(self)
+    }
+}
+
+impl WebSocketSession for FacadeSession {
+    fn send_text(&self, text: String) -> Result<(), Error> {
+        Ok(self.session.send_text(text)?)
+    }
+    fn send_binary(&self, data: Vec<u8>) -> Result<(), Error> {
+        Ok(self.session.send_binary(data)?)
+    }
+    fn ping(&self, payload: Vec<u8>) -> Result<(), Error> {
+        Ok(self.session.ping(payload)?)
+    }
+    fn close_with(&self, code: u16, reason: &str) -> Result<(), Error> {
+        Ok(self.session.close(code, reason)?)
+    }
+    fn path(&self) -> &str {
+        &self.path
+    }
+    fn subprotocol(&self) -> Option<&str> {
+        self.session.subprotocol()
+    }
+    fn peer_addr(&self) -> SocketAddr {
+        self.session.peer_addr()
+    }
+}
+
+/// The name a client announced: the `X-Client-Id` header, else an `id` query parameter.
+/// Only a safe character set is kept so ids print cleanly.
+fn announced_name(request: &UpgradeRequest) -> Option<String> {
+    let from_header = request
+        .headers
+        .get("x-client-id")
+        .map(|v| String::from_utf8_lossy(v).into_owned());
+    let from_query = request.path.split_once('?').and_then(|(_, query)| {
+        query
+            .split('&')
+            .find_map(|pair| pair.strip_prefix("id="))
+            .map(percent_decode)
+    });
+    let name: String = from_header
+        .or(from_query)?
+        .chars()
+        .filter(|c| c.is_alphanumeric() || matches!(c, '-' | '_' | '.' | '@'))
+        .take(32)
+        .collect();
+    (!name.is_empty()).then_some(name)
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        match bytes[i] {
+            b'%' if i + 2 < bytes.len() => match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                (Some(h), Some(l)) => {
+                    out.push((h * 16 + l) as u8);
+                    i += 3;
+                    continue;
+                }
+                _ => out.push(b'%'),
+            },
+            b'+' => out.push(b' '),
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Bridges driver events to the facade callbacks.
+struct Bridge(Arc<Inner>);
+
+impl Handler for Bridge {
+    fn on_request(&self, request: &UpgradeRequest, peer: SocketAddr) -> Decision {
+        let name = announced_name(request).unwrap_or_else(|| peer.to_string());
+        let path = request.path.split('?').next().unwrap_or("/").to_owned();
+        self.0.registry().announced.insert(peer, (name, path));
+        Decision::Accept(Default::default())
+    }
+
+    fn on_http_request(&self, request: &Request, _peer: SocketAddr) -> HttpResponse {
+        let path = request.path.split('?').next().unwrap_or("/");
+        match self.0.callbacks().http.and_then(|cb| cb(path)) {
+            Some((content_type, body)) => HttpResponse {
+                status: 200,
+                content_type,
+                body,
+            },
+            None => HttpResponse::not_found(),
+        }
+    }
+
+    fn on_open(&self, session: &ws_mio::Session) {
+        let facade_session = {
+            let mut registry = self.0.registry();
+            let (name, path) = registry
+                .announced
+                .remove(&session.peer_addr())
+                .unwrap_or_else(|| (session.peer_addr().to_string(), self.0.config.path.clone()));
+            let mut id = name.clone();
+            let mut n = 2;
+            while registry.ids.contains(&id) {
+                id = format!("{name}#{n}");
+                n += 1;
+            }
+            registry.ids.insert(id.clone());
+            let facade_session = Arc::new(FacadeSession {
+                id,
+                path,
+                session: session.clone(),
+            });
+            registry
+                .sessions
+                .insert(session.id(), Arc::clone(&facade_session));
+            facade_session
+        };
+        if let Some(cb) = self.0.callbacks().connection {
+            cb(facade_session);
+        }
+    }
+
+    fn on_message(&self, session: &ws_mio::Session, message: Message) {
+        let Some(id) = self
+            .0
+            .registry()
+            .sessions
+            .get(&session.id())
+            .map(|s| s.id.clone())
+        else {
+            return;
+        };
+        let callbacks = self.0.callbacks();
+        match &message {
+            Message::Text(text) => {
+                if let Some(cb) = &callbacks.text {
+                    cb(&id, text);
+                }
+            }
+            Message::Binary(data) => {
+                if let Some(cb) = &callbacks.binary {
+                    cb(&id, data);
+                }
+            }
+        }
+        if let Some(cb) = &callbacks.receive {
+            cb(&id, message.as_bytes());
+        }
+    }
+
+    fn on_close(&self, session: &ws_mio::Session, disconnect: &Disconnect) {
+        let removed = {
+            let mut registry = self.0.registry();
+            let removed = registry.sessions.remove(&session.id());
+            if let Some(s) = &removed {
+                registry.ids.remove(&s.id);
+            }
+            removed
+        };
+        let Some(removed) = removed else { return };
+        let callbacks = self.0.callbacks();
+        if let Some(cb) = &callbacks.disconnection {
+            cb(&removed.id);
+        }
+        if let Some(cb) = &callbacks.close {
+            cb(&removed.id, disconnect.code, &disconnect.reason);
+        }
+    }
+
+    fn on_error(&self, session: Option<&ws_mio::Session>, error: &DriverError) {
+        let id = session
+            .and_then(|s| {
+                self.0
+                    .registry()
+                    .sessions
+                    .get(&s.id())
+                    .map(|f| f.id.clone())
+            })
+            .unwrap_or_default();
+        if let Some(cb) = self.0.callbacks().error {
+            cb(&id, &Error::Connection(error.clone()));
+        }
+    }
+}
+
+impl ProtocolServer for WsServer {
+    fn start(&self, port: u16) -> Result<(), Error> {
+        let mut slot = self.server.lock().unwrap_or_else(|e| e.into_inner());
+        if slot.is_some() {
+            return Err(Error::AlreadyRunning);
+        }
+        let config = &self.inner.config;
+        let driver_config = ws_mio::ServerConfig {
+            protocol: config.protocol(),
+            threads: config.threads,
+            max_connections: config.max_connections,
+            ..ws_mio::ServerConfig::default()
+        };
+        let server = ws_mio::Server::bind(
+            ("0.0.0.0", port),
+            driver_config,
+            Bridge(Arc::clone(&self.inner)),
+        )
+        .map_err(|e| Error::Bind {
+            port,
+            source: Arc::new(e),
+        })?;
+        *slot = Some(server);
+        *self.running.lock().unwrap_or_else(|e| e.into_inner()) = true;
+        Ok(())
+    }
+
+    fn stop(&self) -> Result<(), Error> {
+        let server = self.server.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(server) = server {
+            server.stop();
+            let mut registry = self.inner.registry();
+            registry.sessions.clear();
+            registry.ids.clear();
+            registry.announced.clear();
+        }
+        *self.running.lock().unwrap_or_else(|e| e.into_inner()) = false;
+        self.stopped.notify_all();
+        Ok(())
+    }
+
+    fn is_running(&self) -> bool {
+        *self.running.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn wait_for_stop(&self) {
+        let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
+        while *running {
+            running = self
+                .stopped
+                .wait(running)
+                .unwrap_or_else(|e| e.into_inner());
+        }
+    }
+
+    fn connection_count(&self) -> usize {
+        self.server
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .map_or(0, |s| s.connection_count())
+    }
+
+    fn local_addr(&self) -> Option<SocketAddr> {
+        self.server
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .map(|s| s.local_addr())
+    }
+
+    fn server_id(&self) -> &str {
+        &self.inner.server_id
+    }
+
+    fn set_connection_callback_boxed(&self, callback: ConnectionCallback) {
+        self.inner.set(|c| c.connection = Some(callback));
+    }
+    fn set_disconnection_callback_boxed(&self, callback: DisconnectionCallback) {
+        self.inner.set(|c| c.disconnection = Some(callback));
+    }
+    fn set_receive_callback_boxed(&self, callback: ServerReceiveCallback) {
+        self.inner.set(|c| c.receive = Some(callback));
+    }
+    fn set_error_callback_boxed(&self, callback: ServerErrorCallback) {
+        self.inner.set(|c| c.error = Some(callback));
+    }
+    fn as_websocket(&self) -> Option<&dyn WebSocketServer> {
+        Some(self)
+    }
+}
+
+impl WebSocketServer for WsServer {
+    fn broadcast_text(&self, text: &str) {
+        self.broadcast(PreparedMessage::text(text));
+    }
+    fn broadcast_binary(&self, data: &[u8]) {
+        self.broadcast(PreparedMessage::binary(data));
+    }
+    fn session(&self, id: &str) -> Option<Arc<dyn Session>> {
+        let registry = self.inner.registry();
+        let found = registry.sessions.values().find(|s| s.id == id)?;
+        Some(Arc::clone(found) as Arc<dyn Session>)
+    }
+    fn set_text_callback_boxed(&self, callback: TextCallback) {
+        self.inner.set(|c| c.text = Some(callback));
+    }
+    fn set_binary_callback_boxed(&self, callback: BinaryCallback) {
+        self.inner.set(|c| c.binary = Some(callback));
+    }
+    fn set_close_callback_boxed(&self, callback: CloseCallback) {
+        self.inner.set(|c| c.close = Some(callback));
+    }
+    fn set_http_callback_boxed(&self, callback: HttpCallback) {
+        self.inner.set(|c| c.http = Some(callback));
+    }
+}
+
+impl WsServer {
+    fn broadcast(&self, message: PreparedMessage) {
+        if let Some(server) = self
+            .server
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+        {
+            server.broadcast(&message);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percent_decoding() {
+        assert_eq!(percent_decode("bob%20smith"), "bob smith");
+        assert_eq!(percent_decode("a+b"), "a b");
+        assert_eq!(percent_decode("100%"), "100%");
+        assert_eq!(percent_decode("%zz"), "%zz");
+    }
+}
