@@ -99,7 +99,7 @@ pub trait ProtocolServer: Send + Sync {
     fn as_websocket(&self) -> Option<&dyn WebSocketServer>;
 }
 
-impl dyn ProtocolServer {
+impl dyn ProtocolServer + '_ {
     /// Called on a loop thread with each new session.
     pub fn set_connection_callback(&self, f: impl Fn(Arc<dyn Session>) + Send + Sync + 'static) {
         self.set_connection_callback_boxed(Arc::new(f));
@@ -136,7 +136,7 @@ pub trait WebSocketServer: ProtocolServer {
     fn set_http_callback_boxed(&self, callback: HttpCallback);
 }
 
-impl dyn WebSocketServer {
+impl dyn WebSocketServer + '_ {
     /// Called with the session id and each text message.
     pub fn set_text_callback(&self, f: impl Fn(&str, &str) + Send + Sync + 'static) {
         self.set_text_callback_boxed(Arc::new(f));
@@ -188,7 +188,7 @@ pub trait ProtocolClient: Send + Sync {
     fn as_websocket(&self) -> Option<&dyn WebSocketClient>;
 }
 
-impl dyn ProtocolClient {
+impl dyn ProtocolClient + '_ {
     /// Called with every complete message, text or binary.
     pub fn set_receive_callback(&self, f: impl Fn(&[u8]) + Send + Sync + 'static) {
         self.set_receive_callback_boxed(Arc::new(f));
@@ -227,7 +227,7 @@ pub trait WebSocketClient: ProtocolClient {
     fn set_close_callback_boxed(&self, callback: CloseCallback);
 }
 
-impl dyn WebSocketClient {
+impl dyn WebSocketClient + '_ {
     /// Called with each text message (the id argument is empty on a client).
     pub fn set_text_callback(&self, f: impl Fn(&str, &str) + Send + Sync + 'static) {
         self.set_text_callback_boxed(Arc::new(f));

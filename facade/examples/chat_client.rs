@@ -1,0 +1,62 @@
+//! Tutorial 2: a chat client that posts a few messages and prints what it receives.
+//!
+//! ```text
+//! cargo run --release --example chat_client -- bob [--host 127.0.0.1] [--port 9001]
+//! ```
+
+use std::time::Duration;
+
+use facade::{ClientConfig, WebSocketFacade};
+
+fn main() {
+    let mut nick = "alice".to_owned();
+    let mut host = "127.0.0.1".to_owned();
+    let mut port: u16 = 9001;
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--host" => host = args.next().unwrap_or(host),
+            "--port" => port = args.next().and_then(|p| p.parse().ok()).unwrap_or(port),
+            other if !other.starts_with("--") => nick = other.to_owned(),
+            _ => {
+                eprintln!("usage: chat_client [NICK] [--host HOST] [--port PORT]");
+                std::process::exit(2);
+            }
+        }
+    }
+
+    let client = match WebSocketFacade::create_client(&ClientConfig {
+        client_id: nick.clone(),
+        ping_interval: Duration::from_secs(15),
+        path: "/chat".into(),
+        ..Default::default()
+    }) {
+        Ok(client) => client,
+        Err(e) => {
+            eprintln!("create failed: {e}");
+            std::process::exit(1);
+        }
+    };
+
+    let me = nick.clone();
+    client.set_receive_callback(move |data| {
+        println!("[{me}] {}", String::from_utf8_lossy(data));
+    });
+    let me = nick.clone();
+    client.set_error_callback(move |error| eprintln!("[{me}] error: {error}"));
+
+    if let Err(e) = client.start(&host, port) {
+        eprintln!("connect failed: {e}");
+        std::process::exit(1);
+    }
+
+    std::thread::sleep(Duration::from_millis(200));
+    for line in ["hello chat", "anyone here?", "goodbye"] {
+        if let Err(e) = client.send(line.as_bytes().to_vec()) {
+            eprintln!("[{nick}] send failed: {e}");
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let _ = client.stop();
+}
