@@ -15,7 +15,7 @@ use ws_proto::{close, ClientRequest};
 use crate::config::ClientConfig;
 use crate::event_loop::{EventLoop, LoopConfig, WAKER};
 use crate::handler::{DriverError, Handler};
-use crate::session::{Command, LoopHandle, Session};
+use crate::session::{next_loop_id, Command, LoopHandle, Session};
 use crate::url::{parse_ws_url, UrlError, WsUrl};
 
 pub(crate) struct ConnectRequest {
@@ -106,9 +106,10 @@ impl Client {
         let waker =
             Waker::new(poll.registry(), WAKER).map_err(|e| ConnectError::Failed(e.into()))?;
         let (tx, rx) = mpsc::channel();
-        let handle = Arc::new(LoopHandle::new(0, tx, waker));
+        let id = next_loop_id();
+        let handle = Arc::new(LoopHandle::new(id, tx, waker));
         let event_loop = EventLoop::new(
-            0,
+            id,
             poll,
             rx,
             Arc::clone(&handle),

@@ -195,3 +195,31 @@ pub trait Handler: Send + Sync + 'static {
         let _ = (session, error);
     }
 }
+
+/// A shared handler: keep an `Arc` to read the handler's state from elsewhere.
+impl<H: Handler> Handler for Arc<H> {
+    fn on_request(&self, request: &UpgradeRequest, peer: SocketAddr) -> Decision {
+        (**self).on_request(request, peer)
+    }
+    fn on_http_request(&self, request: &Request, peer: SocketAddr) -> HttpResponse {
+        (**self).on_http_request(request, peer)
+    }
+    fn on_open(&self, session: &Session) {
+        (**self).on_open(session)
+    }
+    fn on_message(&self, session: &Session, message: Message) {
+        (**self).on_message(session, message)
+    }
+    fn on_ping(&self, session: &Session, payload: &[u8]) {
+        (**self).on_ping(session, payload)
+    }
+    fn on_pong(&self, session: &Session, payload: &[u8]) {
+        (**self).on_pong(session, payload)
+    }
+    fn on_close(&self, session: &Session, disconnect: &Disconnect) {
+        (**self).on_close(session, disconnect)
+    }
+    fn on_error(&self, session: Option<&Session>, error: &DriverError) {
+        (**self).on_error(session, error)
+    }
+}

@@ -12,7 +12,7 @@ use ws_proto::{close, PreparedMessage};
 use crate::config::ServerConfig;
 use crate::event_loop::{EventLoop, Listener, LoopConfig, WAKER};
 use crate::handler::Handler;
-use crate::session::{Command, LoopHandle};
+use crate::session::{next_loop_id, Command, LoopHandle};
 
 /// A running WebSocket server.
 ///
@@ -72,11 +72,11 @@ impl Server {
         let connections = Arc::new(AtomicUsize::new(0));
         let mut polls = Vec::with_capacity(threads);
         let mut loops = Vec::with_capacity(threads);
-        for id in 0..threads {
+        for _ in 0..threads {
             let poll = Poll::new()?;
             let waker = Waker::new(poll.registry(), WAKER)?;
             let (tx, rx) = mpsc::channel();
-            loops.push(Arc::new(LoopHandle::new(id, tx, waker)));
+            loops.push(Arc::new(LoopHandle::new(next_loop_id(), tx, waker)));
             polls.push((poll, rx));
         }
         let mut listener = Some(Listener {
@@ -85,19 +85,19 @@ impl Server {
             next: 0,
         });
         let mut handles = Vec::with_capacity(threads);
-        for (id, (poll, rx)) in polls.into_iter().enumerate() {
+        for (index, (poll, rx)) in polls.into_iter().enumerate() {
             let event_loop = EventLoop::new(
-                id,
+                loops[index].id,
                 poll,
                 rx,
-                Arc::clone(&loops[id]),
+                Arc::clone(&loops[index]),
                 Arc::clone(&handler),
                 Arc::clone(&loop_config),
                 listener.take(),
                 Arc::clone(&connections),
             )?;
             let thread = std::thread::Builder::new()
-                .name(format!("ws-mio-{id}"))
+                .name(format!("ws-mio-{index}"))
                 .spawn(move || event_loop.run())?;
             handles.push(thread);
         }

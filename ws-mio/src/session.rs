@@ -9,6 +9,15 @@ use std::cell::RefCell;
 use std::fmt;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+/// Loop ids are unique in the process: the thread-local fast path below must never confuse
+/// a client's loop with a server's.
+static NEXT_LOOP_ID: AtomicUsize = AtomicUsize::new(0);
+
+/// A fresh, process-unique loop id.
+pub(crate) fn next_loop_id() -> usize {
+    NEXT_LOOP_ID.fetch_add(1, Ordering::Relaxed)
+}
 use std::sync::{mpsc, Arc};
 
 use ws_proto::{PreparedMessage, SendError};
