@@ -29,15 +29,14 @@ fn main() {
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         let value = args.next();
-        let parsed = match (arg.as_str(), value.as_deref().map(str::parse::<u32>)) {
+        match (arg.as_str(), value.as_deref().map(str::parse::<u32>)) {
             ("--port", Some(Ok(p))) if p <= u32::from(u16::MAX) => port = p as u16,
             ("--threads", Some(Ok(n))) => config.threads = n as usize,
             _ => {
                 eprintln!("usage: echo_server [--port PORT] [--threads N]");
                 std::process::exit(2);
             }
-        };
-        let _: () = parsed;
+        }
     }
     let server = match Server::bind(("0.0.0.0", port), config, Echo) {
         Ok(server) => server,

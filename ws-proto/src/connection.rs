@@ -97,8 +97,8 @@ pub enum Event {
 /// How the server answers an upgrade request; see [`Connection::accept`].
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Accept {
-    /// The subprotocol to select. `None` selects the first of [`Config::subprotocols`] that the
-    /// client offered, if any.
+    /// The subprotocol to select; ignored unless the client offered it. `None` selects the
+    /// first of [`Config::subprotocols`] that the client offered, if any.
     pub subprotocol: Option<String>,
     /// Extra response headers (e.g. `Set-Cookie`).
     pub headers: Vec<(String, String)>,
@@ -582,7 +582,8 @@ impl Connection {
         else {
             return Err(SendError::NoPendingRequest);
         };
-        let subprotocol = accept.subprotocol.or_else(|| {
+        let offered = |p: &String| request.subprotocols.contains(p);
+        let subprotocol = accept.subprotocol.filter(offered).or_else(|| {
             self.config
                 .subprotocols
                 .iter()
@@ -1206,8 +1207,10 @@ impl Connection {
             && (self.role == Role::Server || self.failed || self.terminated)
     }
 
-    /// Whether the driver should close the socket and drop the connection: EOF after the close,
-    /// a timeout, or a handshake failure. Any output left is abandoned.
+    /// Whether the driver should close the socket and drop the connection: EOF received, a
+    /// timeout, or (client) a handshake failure. A server that rejected a handshake first sends
+    /// its HTTP response and shuts down, then waits for EOF or the close timer like any closed
+    /// connection. Any output left is abandoned.
     pub fn is_terminated(&self) -> bool {
         self.terminated
     }
@@ -1220,6 +1223,10 @@ impl Connection {
     pub fn poll_timeout(&self) -> Option<Instant> {
         if self.terminated {
             return None;
+        }
+        if self.timers.arm_close || self.timers.arm_ping {
+            // A timer waits to be started: wake up now so that handle_timeout starts it.
+            return Some(self.now);
         }
         [
             self.timers.handshake,

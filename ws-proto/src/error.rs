@@ -217,8 +217,6 @@ pub enum SendError {
         /// Configured limit.
         limit: usize,
     },
-    /// The message is larger than the configured maximum message size.
-    MessageTooLarge(usize),
     /// `accept`/`reject` called when no upgrade request is waiting for a decision.
     NoPendingRequest,
     /// A negotiated extension failed to encode the message.
@@ -240,7 +238,6 @@ impl fmt::Display for SendError {
                     "outgoing buffer full ({buffered} bytes buffered, limit {limit})"
                 )
             }
-            SendError::MessageTooLarge(len) => write!(f, "message of {len} bytes is too large"),
             SendError::NoPendingRequest => f.write_str("no upgrade request is pending"),
             SendError::Extension(e) => write!(f, "extension: {e}"),
         }
