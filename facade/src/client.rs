@@ -151,13 +151,8 @@ impl ProtocolClient for WsClient {
                 *slot = Some(client);
                 Ok(())
             }
-            Err(e) => {
-                let error = Error::Connect(Arc::new(e));
-                if let Some(cb) = self.inner.callbacks().error {
-                    cb(&error);
-                }
-                Err(error)
-            }
+            // The driver already reported the failure to the error callback.
+            Err(e) => Err(Error::Connect(Arc::new(e))),
         }
     }
 

@@ -16,8 +16,8 @@ use crate::error::{ConfigError, Error};
 /// ```
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
-    /// The port to serve (1–65535). [`ProtocolServer::start`](crate::ProtocolServer::start)
-    /// takes the port to bind, as in the tutorial.
+    /// The port the server is meant for (validated: 1–65535). As in the tutorial, the port
+    /// actually bound is the one given to [`ProtocolServer::start`](crate::ProtocolServer::start).
     pub port: u16,
     /// The URL path the server is bound to; upgrades to any other path get 404. Default `/`.
     pub path: String,

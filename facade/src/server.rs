@@ -325,11 +325,9 @@ impl ProtocolServer for WsServer {
     fn stop(&self) -> Result<(), Error> {
         let server = self.server.lock().unwrap_or_else(|e| e.into_inner()).take();
         if let Some(server) = server {
+            // Every open session gets its on_close (which unregisters it) during the stop.
             server.stop();
-            let mut registry = self.inner.registry();
-            registry.sessions.clear();
-            registry.ids.clear();
-            registry.announced.clear();
+            self.inner.registry().announced.clear();
         }
         *self.running.lock().unwrap_or_else(|e| e.into_inner()) = false;
         self.stopped.notify_all();

@@ -75,7 +75,8 @@ pub trait ProtocolServer: Send + Sync {
     /// Starts listening on `port` (on all interfaces). Port 0 picks a free port (see
     /// [`local_addr`](Self::local_addr)). Returns once the server accepts connections.
     fn start(&self, port: u16) -> Result<(), Error>;
-    /// Closes every connection (1001), waits for them (bounded), stops the threads.
+    /// Closes every connection (1001), waits for them (bounded), stops the threads. Safe from
+    /// any thread; from inside a callback it starts the shutdown and returns without waiting.
     fn stop(&self) -> Result<(), Error>;
     /// Whether the server is running.
     fn is_running(&self) -> bool;
@@ -165,6 +166,7 @@ pub trait ProtocolClient: Send + Sync {
     /// it succeeded or failed (within the connect timeout), so sending right after is safe.
     fn start(&self, host: &str, port: u16) -> Result<(), Error>;
     /// Closes normally (1000), waits for the closing handshake (bounded), stops the thread.
+    /// Safe from any thread; from inside a callback it starts the close and returns.
     fn stop(&self) -> Result<(), Error>;
     /// Sends a binary message.
     fn send(&self, data: Vec<u8>) -> Result<(), Error>;

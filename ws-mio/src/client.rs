@@ -154,12 +154,15 @@ impl Client {
     }
 
     /// Closes with 1000 (waiting for the closing handshake, bounded by the close timeout) and
-    /// joins the client thread. Idempotent; also run on drop. Do not call it from a callback.
+    /// joins the client thread. Idempotent; also run on drop. Called from a handler callback
+    /// (on the client's own thread), it starts the close and returns without waiting.
     pub fn stop(&self) {
         let thread = self.thread.lock().unwrap_or_else(|e| e.into_inner()).take();
         if let Some(thread) = thread {
             self.handle.submit(Command::Shutdown(close::NORMAL));
-            let _ = thread.join();
+            if thread.thread().id() != std::thread::current().id() {
+                let _ = thread.join();
+            }
         }
     }
 

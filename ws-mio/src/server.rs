@@ -131,7 +131,8 @@ impl Server {
     /// Stops the server: no new connections, every open connection is closed with 1001 and
     /// given up to [`ServerConfig::stop_timeout`] to finish its closing handshake, then the
     /// threads are joined. Every open connection gets its `on_close`. Idempotent; also run on
-    /// drop. Do not call it from a handler callback (it would wait for its own thread).
+    /// drop. Called from a handler callback (on a loop thread), it starts the same shutdown
+    /// but returns without waiting, since a loop cannot wait for itself.
     pub fn stop(&self) {
         let threads = std::mem::take(&mut *self.threads.lock().unwrap_or_else(|e| e.into_inner()));
         if threads.is_empty() {
@@ -139,6 +140,10 @@ impl Server {
         }
         for handle in &self.loops {
             handle.submit(Command::Shutdown(close::GOING_AWAY));
+        }
+        let current = std::thread::current().id();
+        if threads.iter().any(|t| t.thread().id() == current) {
+            return;
         }
         for thread in threads {
             let _ = thread.join();
