@@ -1,0 +1,234 @@
+//! Shared harness for the fuzz targets: in-memory handshakes, a checker that decodes every
+//! byte a connection writes, and the structured operations of the `connection_*` targets.
+
+use std::time::{Duration, Instant};
+
+use arbitrary::Arbitrary;
+use ws_proto::frame::{FrameHeader, OpCode};
+use ws_proto::handshake::accept_key;
+use ws_proto::{Accept, ClientRequest, Config, Connection, Event, Role, State};
+
+/// Small limits so that the fuzzer reaches them.
+pub fn config() -> Config {
+    Config {
+        max_frame_size: 16 << 10,
+        max_message_size: 64 << 10,
+        fragment_size: 1000,
+        max_buffered_output: 64 << 10,
+        ping_interval: Some(Duration::from_millis(500)),
+        ping_timeout: Duration::from_millis(700),
+        max_pings_per_second: 50,
+        ..Config::default()
+    }
+}
+
+pub const REQUEST: &[u8] = b"GET /chat HTTP/1.1\r\nHost: example.com\r\nUpgrade: websocket\r\n\
+Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
+
+/// The `Sec-WebSocket-Key` a client connection put in its request.
+pub fn client_key(client: &Connection) -> String {
+    let request = String::from_utf8_lossy(client.pending_output()).into_owned();
+    request
+        .lines()
+        .find_map(|l| l.strip_prefix("Sec-WebSocket-Key: "))
+        .unwrap_or_default()
+        .trim()
+        .to_owned()
+}
+
+/// A valid 101 response for `key`.
+pub fn response_for(key: &str) -> Vec<u8> {
+    format!(
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Accept: {}\r\n\r\n",
+        accept_key(key.as_bytes())
+    )
+    .into_bytes()
+}
+
+/// An open server connection (handshake done, output drained).
+pub fn open_server(now: Instant) -> Connection {
+    let mut server = Connection::server(config(), now);
+    server.receive(REQUEST);
+    while let Some(event) = server.poll_event() {
+        if let Event::Request(_) = event {
+            server.accept(Accept::default()).expect("accept");
+        }
+    }
+    let n = server.buffered_amount();
+    drain(&mut server, n);
+    assert_eq!(server.state(), State::Open);
+    server
+}
+
+/// An open client connection (handshake done, output drained).
+pub fn open_client(now: Instant) -> Connection {
+    let mut client = Connection::client(config(), ClientRequest::new("example.com", "/chat"), now);
+    let key = client_key(&client);
+    let n = client.buffered_amount();
+    drain(&mut client, n);
+    client.receive(&response_for(&key));
+    while client.poll_event().is_some() {}
+    assert_eq!(client.state(), State::Open);
+    client
+}
+
+/// Takes up to `max` bytes of output.
+pub fn drain(conn: &mut Connection, max: usize) -> Vec<u8> {
+    let mut out = Vec::new();
+    while out.len() < max {
+        let chunk = conn.pending_output();
+        if chunk.is_empty() {
+            break;
+        }
+        let n = chunk.len().min(max - out.len());
+        out.extend_from_slice(&chunk[..n]);
+        conn.advance_output(n);
+    }
+    out
+}
+
+/// Decodes the byte stream a connection writes after its handshake and checks every frame.
+pub struct WireChecker {
+    role: Role,
+    buf: Vec<u8>,
+    close_seen: bool,
+    in_message: bool,
+}
+
+impl WireChecker {
+    pub fn new(role: Role) -> Self {
+        WireChecker { role, buf: Vec::new(), close_seen: false, in_message: false }
+    }
+
+    /// Adds written bytes; panics if they break RFC 6455.
+    pub fn feed(&mut self, bytes: &[u8]) {
+        self.buf.extend_from_slice(bytes);
+        loop {
+            let (header, len) = match FrameHeader::decode(&self.buf) {
+                Ok(Some(h)) => h,
+                Ok(None) => return,
+                Err(e) => panic!("we wrote an undecodable frame header: {e}"),
+            };
+            let total = len + header.payload_len as usize;
+            if self.buf.len() < total {
+                return;
+            }
+            assert_eq!(header.mask.is_some(), self.role == Role::Client, "masking must follow the role");
+            // §5.5.1: no data frame (and no second close) after a close; pongs may still go.
+            let late = header.opcode != OpCode::Ping && header.opcode != OpCode::Pong;
+            assert!(!(self.close_seen && late), "no data or close frame may follow a close frame");
+            if header.opcode.is_control() {
+                assert!(header.fin && header.payload_len <= 125, "control frame rules");
+            } else {
+                let continuation = header.opcode == OpCode::Continuation;
+                assert_eq!(continuation, self.in_message, "fragment sequence must be valid");
+                self.in_message = !header.fin;
+            }
+            if header.opcode == OpCode::Close {
+                assert!(header.payload_len != 1, "a close payload is never 1 byte");
+                if header.payload_len >= 2 {
+                    let code = u16::from_be_bytes([self.buf[len], self.buf[len + 1]]);
+                    let code = match header.mask {
+                        Some(k) => code ^ u16::from_be_bytes([k[0], k[1]]),
+                        None => code,
+                    };
+                    assert!(ws_proto::close::is_valid_code(code), "close code {code} must be sendable");
+                }
+                self.close_seen = true;
+            }
+            self.buf.drain(..total);
+        }
+    }
+}
+
+/// One step of the structured connection fuzzers.
+#[derive(Debug, Arbitrary)]
+pub enum Op {
+    Receive(Vec<u8>),
+    /// A well-formed frame from the peer (masked as the peer's role requires).
+    Frame { fin: bool, opcode: u8, payload: Vec<u8> },
+    Eof,
+    SendText(String),
+    SendBinary(Vec<u8>),
+    Ping(Vec<u8>),
+    Close(u16, String),
+    Fail(u16),
+    /// Advance the clock by this many milliseconds.
+    Advance(u16),
+    /// Let the transport take at most this many bytes.
+    Write(u16),
+}
+
+/// Frame bytes as the peer of `role` would send them.
+pub fn peer_frame(role: Role, fin: bool, opcode: u8, payload: &[u8]) -> Vec<u8> {
+    let Ok(opcode) = OpCode::from_u8(opcode & 0x0f) else { return Vec::new() };
+    let mask = (role == Role::Server).then_some([0x12, 0x34, 0x56, 0x78]);
+    let header = FrameHeader { fin, rsv: 0, opcode, mask, payload_len: payload.len() as u64 };
+    let (bytes, n) = header.encode();
+    let mut out = bytes[..n].to_vec();
+    let start = out.len();
+    out.extend_from_slice(payload);
+    if let Some(key) = mask {
+        ws_proto::mask::apply_mask(&mut out[start..], key, 0);
+    }
+    out
+}
+
+/// Runs the operations on an open connection, checking invariants after every step.
+pub fn run_ops(role: Role, ops: Vec<Op>) {
+    let start = Instant::now();
+    let mut now = start;
+    let mut conn = match role {
+        Role::Server => open_server(now),
+        Role::Client => open_client(now),
+    };
+    let mut wire = WireChecker::new(role);
+    let limit = conn.config().max_buffered_output;
+    let mut largest_send = 0usize;
+    for op in ops {
+        match op {
+            Op::Receive(bytes) => conn.receive(&bytes),
+            Op::Frame { fin, opcode, payload } => conn.receive(&peer_frame(role, fin, opcode, &payload)),
+            Op::Eof => conn.receive_eof(),
+            Op::SendText(text) => {
+                largest_send = largest_send.max(text.len());
+                let _ = conn.send_text(text);
+            }
+            Op::SendBinary(data) => {
+                largest_send = largest_send.max(data.len());
+                let _ = conn.send_binary(data);
+            }
+            Op::Ping(payload) => {
+                let _ = conn.ping(&payload);
+            }
+            Op::Close(code, reason) => {
+                let _ = conn.close(code, &reason);
+            }
+            Op::Fail(code) => {
+                let _ = conn.fail(code);
+            }
+            Op::Advance(ms) => now += Duration::from_millis(u64::from(ms)),
+            Op::Write(max) => {
+                let bytes = drain(&mut conn, usize::from(max));
+                wire.feed(&bytes);
+            }
+        }
+        conn.handle_timeout(now);
+        while conn.poll_event().is_some() {}
+        // Output stays bounded: the limit, plus one message accepted into an empty buffer
+        // (with its frame headers), plus control frames.
+        let headers = 14 * (largest_send / 1000 + 2);
+        assert!(
+            conn.buffered_amount() <= limit + largest_send + headers + 4 * 1024,
+            "output grew to {} bytes",
+            conn.buffered_amount()
+        );
+        if let Some(deadline) = conn.poll_timeout() {
+            assert!(deadline >= start, "deadlines are never in the past of the start");
+        }
+    }
+    let n = conn.buffered_amount();
+    let bytes = drain(&mut conn, n);
+    wire.feed(&bytes);
+}
