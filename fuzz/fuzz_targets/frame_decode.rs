@@ -10,9 +10,15 @@ use ws_proto::frame::FrameHeader;
 use ws_proto::Role;
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&control, input)) = data.split_first() else { return };
+    let Some((&control, input)) = data.split_first() else {
+        return;
+    };
     let _ = FrameHeader::decode(input);
-    let role = if control & 1 == 0 { Role::Server } else { Role::Client };
+    let role = if control & 1 == 0 {
+        Role::Server
+    } else {
+        Role::Client
+    };
     let chunk = usize::from(control >> 1).max(1);
     let now = Instant::now();
     let mut conn = match role {

@@ -15,7 +15,8 @@ fn run(data: &[u8], chunk: usize) -> (Vec<Event>, Vec<u8>) {
         conn.receive(piece);
         while let Some(event) = conn.poll_event() {
             if let Event::Request(_) = event {
-                conn.accept(Accept::default()).expect("a pending request can be accepted");
+                conn.accept(Accept::default())
+                    .expect("a pending request can be accepted");
             }
             events.push(event);
         }
@@ -27,6 +28,12 @@ fn run(data: &[u8], chunk: usize) -> (Vec<Event>, Vec<u8>) {
 fuzz_target!(|data: &[u8]| {
     let whole = run(data, data.len());
     let bytewise = run(data, 1);
-    assert_eq!(whole.0, bytewise.0, "events must not depend on how the bytes are split");
-    assert_eq!(whole.1, bytewise.1, "output must not depend on how the bytes are split");
+    assert_eq!(
+        whole.0, bytewise.0,
+        "events must not depend on how the bytes are split"
+    );
+    assert_eq!(
+        whole.1, bytewise.1,
+        "output must not depend on how the bytes are split"
+    );
 });

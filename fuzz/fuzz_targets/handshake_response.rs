@@ -10,7 +10,11 @@ use ws_proto::handshake::accept_key;
 use ws_proto::{ClientRequest, Connection, Event};
 
 fn run(data: &[u8], chunk: usize) -> (Vec<String>, ws_proto::State) {
-    let mut conn = Connection::client(config(), ClientRequest::new("example.com", "/chat"), Instant::now());
+    let mut conn = Connection::client(
+        config(),
+        ClientRequest::new("example.com", "/chat"),
+        Instant::now(),
+    );
     let key = client_key(&conn);
     let n = conn.buffered_amount();
     drain(&mut conn, n);
@@ -33,5 +37,8 @@ fn run(data: &[u8], chunk: usize) -> (Vec<String>, ws_proto::State) {
 fuzz_target!(|data: &[u8]| {
     let whole = run(data, data.len());
     let bytewise = run(data, 1);
-    assert_eq!(whole, bytewise, "the outcome must not depend on how the bytes are split");
+    assert_eq!(
+        whole, bytewise,
+        "the outcome must not depend on how the bytes are split"
+    );
 });

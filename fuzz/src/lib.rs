@@ -98,7 +98,12 @@ pub struct WireChecker {
 
 impl WireChecker {
     pub fn new(role: Role) -> Self {
-        WireChecker { role, buf: Vec::new(), close_seen: false, in_message: false }
+        WireChecker {
+            role,
+            buf: Vec::new(),
+            close_seen: false,
+            in_message: false,
+        }
     }
 
     /// Adds written bytes; panics if they break RFC 6455.
@@ -114,15 +119,28 @@ impl WireChecker {
             if self.buf.len() < total {
                 return;
             }
-            assert_eq!(header.mask.is_some(), self.role == Role::Client, "masking must follow the role");
+            assert_eq!(
+                header.mask.is_some(),
+                self.role == Role::Client,
+                "masking must follow the role"
+            );
             // §5.5.1: no data frame (and no second close) after a close; pongs may still go.
             let late = header.opcode != OpCode::Ping && header.opcode != OpCode::Pong;
-            assert!(!(self.close_seen && late), "no data or close frame may follow a close frame");
+            assert!(
+                !(self.close_seen && late),
+                "no data or close frame may follow a close frame"
+            );
             if header.opcode.is_control() {
-                assert!(header.fin && header.payload_len <= 125, "control frame rules");
+                assert!(
+                    header.fin && header.payload_len <= 125,
+                    "control frame rules"
+                );
             } else {
                 let continuation = header.opcode == OpCode::Continuation;
-                assert_eq!(continuation, self.in_message, "fragment sequence must be valid");
+                assert_eq!(
+                    continuation, self.in_message,
+                    "fragment sequence must be valid"
+                );
                 self.in_message = !header.fin;
             }
             if header.opcode == OpCode::Close {
@@ -133,7 +151,10 @@ impl WireChecker {
                         Some(k) => code ^ u16::from_be_bytes([k[0], k[1]]),
                         None => code,
                     };
-                    assert!(ws_proto::close::is_valid_code(code), "close code {code} must be sendable");
+                    assert!(
+                        ws_proto::close::is_valid_code(code),
+                        "close code {code} must be sendable"
+                    );
                 }
                 self.close_seen = true;
             }
@@ -147,7 +168,11 @@ impl WireChecker {
 pub enum Op {
     Receive(Vec<u8>),
     /// A well-formed frame from the peer (masked as the peer's role requires).
-    Frame { fin: bool, opcode: u8, payload: Vec<u8> },
+    Frame {
+        fin: bool,
+        opcode: u8,
+        payload: Vec<u8>,
+    },
     Eof,
     SendText(String),
     SendBinary(Vec<u8>),
@@ -162,9 +187,17 @@ pub enum Op {
 
 /// Frame bytes as the peer of `role` would send them.
 pub fn peer_frame(role: Role, fin: bool, opcode: u8, payload: &[u8]) -> Vec<u8> {
-    let Ok(opcode) = OpCode::from_u8(opcode & 0x0f) else { return Vec::new() };
+    let Ok(opcode) = OpCode::from_u8(opcode & 0x0f) else {
+        return Vec::new();
+    };
     let mask = (role == Role::Server).then_some([0x12, 0x34, 0x56, 0x78]);
-    let header = FrameHeader { fin, rsv: 0, opcode, mask, payload_len: payload.len() as u64 };
+    let header = FrameHeader {
+        fin,
+        rsv: 0,
+        opcode,
+        mask,
+        payload_len: payload.len() as u64,
+    };
     let (bytes, n) = header.encode();
     let mut out = bytes[..n].to_vec();
     let start = out.len();
@@ -189,7 +222,11 @@ pub fn run_ops(role: Role, ops: Vec<Op>) {
     for op in ops {
         match op {
             Op::Receive(bytes) => conn.receive(&bytes),
-            Op::Frame { fin, opcode, payload } => conn.receive(&peer_frame(role, fin, opcode, &payload)),
+            Op::Frame {
+                fin,
+                opcode,
+                payload,
+            } => conn.receive(&peer_frame(role, fin, opcode, &payload)),
             Op::Eof => conn.receive_eof(),
             Op::SendText(text) => {
                 largest_send = largest_send.max(text.len());
@@ -225,7 +262,10 @@ pub fn run_ops(role: Role, ops: Vec<Op>) {
             conn.buffered_amount()
         );
         if let Some(deadline) = conn.poll_timeout() {
-            assert!(deadline >= start, "deadlines are never in the past of the start");
+            assert!(
+                deadline >= start,
+                "deadlines are never in the past of the start"
+            );
         }
     }
     let n = conn.buffered_amount();
