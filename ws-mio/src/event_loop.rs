@@ -3,6 +3,7 @@
 //! all its connections. All protocol decisions are `ws_proto::Connection`'s; this file only
 //! moves bytes, time and callbacks.
 
+use std::collections::VecDeque;
 use std::io::{self, IoSlice, Read, Write};
 use std::net::{Shutdown, SocketAddr};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -16,7 +17,7 @@ use ws_proto::{close, Connection, Event, State};
 use crate::client::ConnectRequest;
 use crate::config::BackpressurePolicy;
 use crate::handler::{Decision, Disconnect, DriverError, Handler, Message};
-use crate::session::{dequeued, Command, LoopHandle, Outgoing, Session, Shared};
+use crate::session::{Command, LoopHandle, Outgoing, Session, Shared};
 use crate::slab::{Key, Slab};
 use crate::timer::TimerHeap;
 
@@ -26,6 +27,19 @@ const LISTENER: Token = Token(usize::MAX - 1);
 const MAX_READS_PER_TURN: usize = 16;
 /// Slices per vectored write.
 const MAX_IOV: usize = 64;
+/// Whether mio's selector here is edge-triggered epoll or kqueue, where a read that does not
+/// fill the buffer proves the socket was drained, and data arriving later raises a new event:
+/// reading on until `WouldBlock` would only cost one more syscall per wake-up.
+const SHORT_READ_DRAINS: bool = cfg!(any(
+    target_os = "linux",
+    target_os = "android",
+    target_os = "macos",
+    target_os = "ios",
+    target_os = "freebsd",
+    target_os = "netbsd",
+    target_os = "openbsd",
+    target_os = "dragonfly",
+));
 
 static NEXT_SESSION_ID: AtomicU64 = AtomicU64::new(1);
 
@@ -64,6 +78,10 @@ struct Conn {
     deadline: Option<Instant>,
     /// The first failure, reported in the disconnect.
     error: Option<DriverError>,
+    /// Sends not handed to `proto` yet (see [`EventLoop::hand_over`]).
+    deferred: VecDeque<Outgoing>,
+    /// Output bytes counted in the session's `pending` (see [`EventLoop::sync_pending`]).
+    reported: usize,
     /// Client: who waits for the handshake's outcome.
     notify: Option<mpsc::Sender<Result<Session, DriverError>>>,
 }
@@ -156,13 +174,15 @@ impl EventLoop {
                             let readable =
                                 event.is_readable() || event.is_read_closed() || event.is_error();
                             let writable = event.is_writable() || event.is_write_closed();
-                            self.drive(key, readable, writable, now);
+                            // An end of stream or error must be read to be seen.
+                            let drain = event.is_read_closed() || event.is_error();
+                            self.drive(key, readable, writable, drain, now);
                         }
                     }
                 }
             }
             for key in std::mem::take(&mut self.again) {
-                self.drive(key, true, false, now);
+                self.drive(key, true, false, true, now);
             }
             while let Some((at, key)) = self.timers.pop_expired(now) {
                 let Some(conn) = self.conns.get_mut(key) else {
@@ -224,26 +244,8 @@ impl EventLoop {
                 let Some(conn) = self.conns.get_mut(key) else {
                     return;
                 };
-                if let Some(session) = &conn.session {
-                    dequeued(&session.shared, &outgoing);
-                }
-                let result = match outgoing {
-                    Outgoing::Text(text) => conn.proto.send_text(text),
-                    Outgoing::Binary(data) => conn.proto.send_binary(data),
-                    Outgoing::Prepared(message) => conn.proto.send_prepared(&message),
-                    Outgoing::Ping(payload) => conn.proto.ping(&payload),
-                    Outgoing::Close(code, reason) => conn.proto.close(code, &reason),
-                    Outgoing::Fail(code) => {
-                        conn.error.get_or_insert(DriverError::SlowConsumer);
-                        conn.proto.fail(code)
-                    }
-                };
-                if let Err(ws_proto::SendError::BufferFull { .. }) = result {
-                    if let BackpressurePolicy::Close(code) = self.config.backpressure {
-                        conn.error.get_or_insert(DriverError::SlowConsumer);
-                        let _ = conn.proto.fail(code);
-                    }
-                }
+                conn.deferred.push_back(outgoing);
+                Self::hand_over(conn, &self.config);
                 self.mark_dirty(key);
             }
             Command::Broadcast(message) => {
@@ -256,7 +258,8 @@ impl EventLoop {
                         continue;
                     }
                     let buffered = conn.proto.buffered_amount();
-                    if buffered > 0 && buffered + message.wire_len() > limit {
+                    let full = buffered > 0 && buffered + message.wire_len() > limit;
+                    if full || !conn.deferred.is_empty() {
                         if let BackpressurePolicy::Close(code) = self.config.backpressure {
                             conn.error.get_or_insert(DriverError::SlowConsumer);
                             let _ = conn.proto.fail(code);
@@ -272,6 +275,71 @@ impl EventLoop {
             Command::Connect(request) => self.add_client_conn(*request, now),
             Command::Shutdown(code) => self.begin_stop(code, now),
         }
+    }
+
+    /// Hands the connection the sends posted for it, in order. With the `Error` policy, a
+    /// message the connection has no room for yet stays in `deferred` (still counted in the
+    /// session's `pending`) until writes make room: the session admitted it, so it must not be
+    /// lost. The session's check can pass what the connection's refuses (sends still in the
+    /// channel count their payload without frame headers, automatic control frames join the
+    /// buffer unseen, several threads may send at once), so this does happen.
+    fn hand_over(conn: &mut Conn, config: &LoopConfig) {
+        let limit = config.protocol.max_buffered_output;
+        while let Some(next) = conn.deferred.front() {
+            let limited = !matches!(next, Outgoing::Close(..) | Outgoing::Fail(_));
+            let buffered = conn.proto.buffered_amount();
+            if config.backpressure == BackpressurePolicy::Error
+                && limited
+                && buffered > 0
+                && buffered + next.len() > limit
+            {
+                return;
+            }
+            let Some(outgoing) = conn.deferred.pop_front() else {
+                return;
+            };
+            let len = outgoing.len();
+            let result = match outgoing {
+                Outgoing::Text(text) => conn.proto.send_text(text),
+                Outgoing::Binary(data) => conn.proto.send_binary(data),
+                Outgoing::Prepared(message) => conn.proto.send_prepared(&message),
+                Outgoing::Ping(payload) => conn.proto.ping(&payload),
+                Outgoing::Close(code, reason) => conn.proto.close(code, &reason),
+                Outgoing::Fail(code) => {
+                    conn.error.get_or_insert(DriverError::SlowConsumer);
+                    conn.proto.fail(code)
+                }
+            };
+            if let Err(ws_proto::SendError::BufferFull { .. }) = result {
+                if let BackpressurePolicy::Close(code) = config.backpressure {
+                    conn.error.get_or_insert(DriverError::SlowConsumer);
+                    let _ = conn.proto.fail(code);
+                }
+            }
+            Self::sync_pending(conn, len);
+        }
+    }
+
+    /// Brings the session's `pending` count in line with the output buffer, `handed` bytes of
+    /// posted sends having moved into it since the last call.
+    fn sync_pending(conn: &mut Conn, handed: usize) {
+        let Some(session) = &conn.session else {
+            return;
+        };
+        let buffered = conn.proto.buffered_amount();
+        let gone = conn.reported + handed;
+        if buffered >= gone {
+            session
+                .shared
+                .pending
+                .fetch_add(buffered - gone, Ordering::AcqRel);
+        } else {
+            session
+                .shared
+                .pending
+                .fetch_sub(gone - buffered, Ordering::AcqRel);
+        }
+        conn.reported = buffered;
     }
 
     fn mark_dirty(&mut self, key: Key) {
@@ -425,8 +493,9 @@ impl EventLoop {
         }
     }
 
-    /// Handles readiness of one connection.
-    fn drive(&mut self, key: Key, readable: bool, writable: bool, now: Instant) {
+    /// Handles readiness of one connection; `drain` reads until `WouldBlock` even after a
+    /// short read.
+    fn drive(&mut self, key: Key, readable: bool, writable: bool, drain: bool, now: Instant) {
         let Some(conn) = self.conns.get_mut(key) else {
             return;
         };
@@ -448,12 +517,12 @@ impl EventLoop {
             }
         }
         if readable {
-            self.read(key, now);
+            self.read(key, drain, now);
         }
         self.update(key, now);
     }
 
-    fn read(&mut self, key: Key, now: Instant) {
+    fn read(&mut self, key: Key, drain: bool, now: Instant) {
         let limit = self.config.protocol.max_buffered_output;
         for _ in 0..MAX_READS_PER_TURN {
             let Some(conn) = self.conns.get_mut(key) else {
@@ -477,6 +546,9 @@ impl EventLoop {
                 Ok(n) => {
                     conn.proto.receive(&self.read_buf[..n]);
                     self.dispatch(key, now);
+                    if n < self.read_buf.len() && !drain && SHORT_READ_DRAINS {
+                        return;
+                    }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -528,8 +600,7 @@ impl EventLoop {
                             peer: conn.peer,
                             subprotocol: negotiated.subprotocol,
                             open: true.into(),
-                            queued: AtomicUsize::new(0),
-                            buffered: AtomicUsize::new(0),
+                            pending: AtomicUsize::new(0),
                             limit: self.config.protocol.max_buffered_output,
                             policy: self.config.backpressure,
                             handle: Arc::clone(&self.handle),
@@ -601,21 +672,27 @@ impl EventLoop {
             }
             return;
         }
-        // Write what we can.
+        // Write what we can, handing over deferred sends as room appears.
+        Self::hand_over(conn, &self.config);
         while conn.proto.buffered_amount() > 0 && !conn.proto.is_terminated() {
             let mut slices = [IoSlice::new(&[]); MAX_IOV];
             let n = conn.proto.pending_output_vectored(&mut slices);
             match conn.stream.write_vectored(&slices[..n]) {
                 Ok(0) => break,
-                Ok(written) => conn.proto.advance_output(written),
+                Ok(written) => {
+                    conn.proto.advance_output(written);
+                    if !conn.deferred.is_empty() {
+                        Self::hand_over(conn, &self.config);
+                    }
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return self.fail_io(key, e, now),
             }
         }
         let buffered = conn.proto.buffered_amount();
+        Self::sync_pending(conn, 0);
         if let Some(session) = &conn.session {
-            session.shared.buffered.store(buffered, Ordering::Release);
             if conn.proto.state() != State::Open {
                 session.shared.open.store(false, Ordering::Release);
             }
@@ -694,6 +771,8 @@ impl Conn {
             dirty: false,
             deadline: None,
             error: None,
+            deferred: VecDeque::new(),
+            reported: 0,
             notify,
         }
     }

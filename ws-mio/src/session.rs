@@ -38,7 +38,8 @@ pub(crate) enum Outgoing {
 }
 
 impl Outgoing {
-    fn len(&self) -> usize {
+    /// What the command counts for in [`Shared::pending`] until the loop hands it over.
+    pub(crate) fn len(&self) -> usize {
         match self {
             Outgoing::Text(t) => t.len(),
             Outgoing::Binary(b) => b.len(),
@@ -115,10 +116,10 @@ pub(crate) struct Shared {
     pub(crate) peer: SocketAddr,
     pub(crate) subprotocol: Option<String>,
     pub(crate) open: AtomicBool,
-    /// Payload bytes posted and not yet handed to the connection.
-    pub(crate) queued: AtomicUsize,
-    /// Bytes in the connection's output buffer, as of the loop's last write.
-    pub(crate) buffered: AtomicUsize,
+    /// Payload bytes posted and not yet handed to the connection, plus the bytes in its output
+    /// buffer as of the loop's last look. One counter, so that a send moving from the queue to
+    /// the buffer is never seen twice or not at all.
+    pub(crate) pending: AtomicUsize,
     pub(crate) limit: usize,
     pub(crate) policy: BackpressurePolicy,
     pub(crate) handle: Arc<LoopHandle>,
@@ -169,7 +170,7 @@ impl Session {
 
     /// Bytes waiting to be written to this peer (queued sends and the output buffer).
     pub fn buffered_amount(&self) -> usize {
-        self.shared.queued.load(Ordering::Acquire) + self.shared.buffered.load(Ordering::Acquire)
+        self.shared.pending.load(Ordering::Acquire)
     }
 
     /// Sends a text message.
@@ -228,7 +229,7 @@ impl Session {
                 limit: self.shared.limit,
             });
         }
-        self.shared.queued.fetch_add(len, Ordering::AcqRel);
+        self.shared.pending.fetch_add(len, Ordering::AcqRel);
         if self
             .shared
             .handle
@@ -236,13 +237,8 @@ impl Session {
         {
             Ok(())
         } else {
-            self.shared.queued.fetch_sub(len, Ordering::AcqRel);
+            self.shared.pending.fetch_sub(len, Ordering::AcqRel);
             Err(SendError::Closed)
         }
     }
-}
-
-/// Accounts for a command taken off the queue by the loop.
-pub(crate) fn dequeued(shared: &Shared, outgoing: &Outgoing) {
-    shared.queued.fetch_sub(outgoing.len(), Ordering::AcqRel);
 }

@@ -1,0 +1,141 @@
+//! How `Client::connect` fails: refused TCP, a handshake refused by the server (404), and a
+//! server that accepts TCP but never answers.
+
+mod common;
+
+use std::io::ErrorKind;
+use std::net::TcpListener;
+use std::time::{Duration, Instant};
+
+use common::{Recorder, WAIT};
+use ws_mio::ws_proto::handshake::HandshakeError;
+use ws_mio::ws_proto::{Error, TimeoutKind};
+use ws_mio::{Client, ClientConfig, ConnectError, DriverError, Server, ServerConfig};
+
+fn client_config(connect_timeout: Duration) -> ClientConfig {
+    ClientConfig {
+        connect_timeout,
+        ..ClientConfig::default()
+    }
+}
+
+#[test]
+fn connecting_to_a_closed_port_fails() {
+    // A port that was free a moment ago: bind, note it, release it.
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let (handler, probe) = Recorder::new(false);
+    let started = Instant::now();
+    let result = Client::connect(
+        &format!("ws://127.0.0.1:{port}/"),
+        client_config(Duration::from_secs(5)),
+        handler,
+    );
+    match result {
+        Err(ConnectError::Failed(DriverError::Io(e))) => {
+            assert_eq!(e.kind(), ErrorKind::ConnectionRefused, "{e}")
+        }
+        other => panic!("expected a refused connection, got {other:?}"),
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "refusal must not wait for the connect timeout"
+    );
+    assert!(probe.tally().opens.is_empty());
+}
+
+#[test]
+fn connecting_to_another_path_is_refused_with_404() {
+    let (server_handler, server_probe) = Recorder::new(true);
+    let mut config = ServerConfig {
+        threads: 1,
+        ..ServerConfig::default()
+    };
+    config.protocol.path = Some("/chat".into());
+    let server = Server::bind("127.0.0.1:0", config, server_handler).unwrap();
+    let addr = server.local_addr();
+
+    let (handler, probe) = Recorder::new(false);
+    let result = Client::connect(
+        &format!("ws://{addr}/other"),
+        client_config(Duration::from_secs(5)),
+        handler,
+    );
+    match result {
+        Err(ConnectError::Failed(DriverError::Protocol(Error::Handshake(
+            HandshakeError::UnexpectedStatus(404),
+        )))) => {}
+        other => panic!("expected a 404 handshake failure, got {other:?}"),
+    }
+    assert!(
+        probe.tally().opens.is_empty(),
+        "no on_open for a failed handshake"
+    );
+    assert!(
+        probe.tally().closes.is_empty(),
+        "no on_close for a failed handshake"
+    );
+    assert!(server_probe.tally().opens.is_empty());
+
+    // The right path works with the same server and settings.
+    let (handler, probe) = Recorder::new(false);
+    let client = Client::connect(
+        &format!("ws://{addr}/chat"),
+        client_config(Duration::from_secs(5)),
+        handler,
+    )
+    .expect("connect to /chat");
+    client.session().send_text("ping?").unwrap();
+    assert_eq!(
+        probe.message(client.session().id()),
+        ws_mio::Message::Text("ping?".into())
+    );
+    client.stop();
+    assert!(common::eventually(WAIT, || server.connection_count() == 0));
+}
+
+#[test]
+fn a_server_that_never_answers_fails_the_connect_within_its_timeout() {
+    // The kernel completes the TCP handshake for the backlog; nobody ever reads or writes.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let connect_timeout = Duration::from_millis(500);
+    let (handler, probe) = Recorder::new(false);
+    let started = Instant::now();
+    let result = Client::connect(
+        &format!("ws://{addr}/"),
+        client_config(connect_timeout),
+        handler,
+    );
+    let elapsed = started.elapsed();
+    match result {
+        // The TCP connect succeeded, so it is the opening handshake that timed out.
+        Err(ConnectError::Failed(DriverError::Protocol(Error::Timeout(
+            TimeoutKind::Handshake,
+        )))) => {}
+        other => panic!("expected a connect timeout, got {other:?}"),
+    }
+    assert!(elapsed >= connect_timeout, "gave up early: {elapsed:?}");
+    // Bound, not speed: the timeout plus a generous scheduling margin.
+    assert!(
+        elapsed < connect_timeout + Duration::from_secs(3),
+        "connect took {elapsed:?}"
+    );
+    assert!(probe.tally().opens.is_empty());
+    drop(listener);
+}
+
+#[test]
+fn invalid_urls_are_refused_before_connecting() {
+    for url in ["http://127.0.0.1:1/", "ws://", "wss://127.0.0.1/"] {
+        let (handler, _probe) = Recorder::new(false);
+        let result = Client::connect(url, ClientConfig::default(), handler);
+        assert!(
+            matches!(result, Err(ConnectError::InvalidUrl(_))),
+            "{url}: {result:?}"
+        );
+    }
+}
