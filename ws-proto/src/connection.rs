@@ -72,12 +72,12 @@ pub struct Negotiated {
 #[non_exhaustive]
 pub enum Event {
     /// Server: a valid upgrade request waits for [`Connection::accept`] or [`Connection::reject`].
-    Request(UpgradeRequest),
+    Request(Box<UpgradeRequest>),
     /// Server with [`Config::plain_http`]: a GET request that is not an upgrade waits for
     /// [`Connection::respond`].
-    HttpRequest(Request),
+    HttpRequest(Box<Request>),
     /// The opening handshake completed.
-    Open(Negotiated),
+    Open(Box<Negotiated>),
     /// A complete, UTF-8-validated text message.
     Text(String),
     /// A complete binary message.
@@ -466,7 +466,7 @@ impl Connection {
                 };
                 let request = match handshake::parse_request(reader.head(), &limits) {
                     Ok(r) if self.config.plain_http && is_plain_get(&r) => {
-                        self.events.push_back(Event::HttpRequest(r));
+                        self.events.push_back(Event::HttpRequest(Box::new(r)));
                         self.handshake = Handshake::ServerHttpPending;
                         return;
                     }
@@ -476,7 +476,7 @@ impl Connection {
                 match request {
                     Ok(request) => {
                         self.early_input.extend_from_slice(&data[end..]);
-                        self.events.push_back(Event::Request(request.clone()));
+                        self.events.push_back(Event::Request(Box::new(request.clone())));
                         self.handshake = Handshake::ServerPending(Box::new(request));
                     }
                     Err(e) => self.handshake_failed(e),
@@ -566,7 +566,7 @@ impl Connection {
         self.state = State::Open;
         self.timers.handshake = None;
         self.timers.arm_ping = self.config.ping_interval.is_some();
-        self.events.push_back(Event::Open(negotiated));
+        self.events.push_back(Event::Open(Box::new(negotiated)));
     }
 
     // ----------------------------------------------------------------------------------------
