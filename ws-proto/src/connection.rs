@@ -476,7 +476,8 @@ impl Connection {
                 match request {
                     Ok(request) => {
                         self.early_input.extend_from_slice(&data[end..]);
-                        self.events.push_back(Event::Request(Box::new(request.clone())));
+                        self.events
+                            .push_back(Event::Request(Box::new(request.clone())));
                         self.handshake = Handshake::ServerPending(Box::new(request));
                     }
                     Err(e) => self.handshake_failed(e),
