@@ -5,7 +5,7 @@ use super::accept_key;
 use super::error::HandshakeError;
 use super::headers::{parse_extensions, parse_token_list, write_header, ExtensionOffer, Headers};
 use super::reader::Response;
-use super::server::{exactly_one, optional_one, require_token};
+use super::server::{exactly_one, optional_one, require_upgrade_tokens};
 
 /// Appends `path` as a request target, percent-encoding the bytes that
 /// cannot appear in one (controls, space, DEL, non-ASCII) so that the
@@ -139,18 +139,7 @@ pub fn validate_response(
         return Err(HandshakeError::UnexpectedStatus(resp.status));
     }
     let headers = &resp.headers;
-    require_token(
-        headers,
-        "Upgrade",
-        "websocket",
-        HandshakeError::InvalidUpgrade,
-    )?;
-    require_token(
-        headers,
-        "Connection",
-        "upgrade",
-        HandshakeError::InvalidConnection,
-    )?;
+    require_upgrade_tokens(headers)?;
 
     let accept = exactly_one(headers, "Sec-WebSocket-Accept")?;
     if accept != accept_key(key.as_bytes()).as_bytes() {

@@ -77,6 +77,22 @@ pub(crate) fn require_token(
     }
 }
 
+/// `Upgrade` lists `websocket` and `Connection` lists `upgrade` (both sides of §4).
+pub(crate) fn require_upgrade_tokens(headers: &Headers) -> Result<(), HandshakeError> {
+    require_token(
+        headers,
+        "Upgrade",
+        "websocket",
+        HandshakeError::InvalidUpgrade,
+    )?;
+    require_token(
+        headers,
+        "Connection",
+        "upgrade",
+        HandshakeError::InvalidConnection,
+    )
+}
+
 /// Checks a client's opening handshake (RFC 6455 §4.2.1), in this order:
 ///
 /// * method `GET`, else [`HandshakeError::MethodNotAllowed`] (405);
@@ -134,18 +150,7 @@ pub fn validate_request(
     let headers = &req.headers;
 
     let host = utf8(exactly_one(headers, "Host")?, "Host")?;
-    require_token(
-        headers,
-        "Upgrade",
-        "websocket",
-        HandshakeError::InvalidUpgrade,
-    )?;
-    require_token(
-        headers,
-        "Connection",
-        "upgrade",
-        HandshakeError::InvalidConnection,
-    )?;
+    require_upgrade_tokens(headers)?;
 
     let key = exactly_one(headers, "Sec-WebSocket-Key")?;
     // 16 bytes encode to exactly 24 characters; checking the length first
