@@ -544,6 +544,9 @@ impl EventLoop {
                     return;
                 }
                 Ok(n) => {
+                    // Input checked against time (the ping rate) must see the time of this
+                    // read, not that of the connection's last update, which may be long ago.
+                    conn.proto.handle_timeout(now);
                     conn.proto.receive(&self.read_buf[..n]);
                     self.dispatch(key, now);
                     if n < self.read_buf.len() && !drain && SHORT_READ_DRAINS {

@@ -1,5 +1,7 @@
 //! A slab of connections: slot index = mio token, plus a generation per slot so that a handle
-//! to a closed connection can never reach the connection that reuses its slot.
+//! to a closed connection can never reach the connection that reuses its slot. When the last
+//! value leaves, the storage is released, so that a burst of connections does not pin its
+//! memory for the rest of the loop's life.
 
 #[derive(Debug)]
 struct Slot<T> {
@@ -13,6 +15,9 @@ pub(crate) struct Slab<T> {
     slots: Vec<Slot<T>>,
     free: Vec<usize>,
     len: usize,
+    /// The generation of newly created slots: above every generation of the slots released
+    /// before, so that a key from before a release never matches a slot created after it.
+    floor: u32,
 }
 
 /// A slot index and the generation it was filled with.
@@ -28,6 +33,7 @@ impl<T> Default for Slab<T> {
             slots: Vec::new(),
             free: Vec::new(),
             len: 0,
+            floor: 0,
         }
     }
 }
@@ -42,7 +48,7 @@ impl<T> Slab<T> {
             },
             None => Key {
                 index: self.slots.len(),
-                generation: 0,
+                generation: self.floor,
             },
         }
     }
@@ -51,7 +57,7 @@ impl<T> Slab<T> {
         let key = self.vacant_key();
         if key.index == self.slots.len() {
             self.slots.push(Slot {
-                generation: 0,
+                generation: key.generation,
                 value: Some(value),
             });
         } else {
@@ -87,7 +93,18 @@ impl<T> Slab<T> {
         slot.generation = slot.generation.wrapping_add(1);
         self.free.push(key.index);
         self.len -= 1;
+        if self.len == 0 {
+            self.release();
+        }
         Some(value)
+    }
+
+    /// Frees the storage of an empty slab (its capacity is that of its busiest moment).
+    fn release(&mut self) {
+        let newest = self.slots.iter().map(|s| s.generation).max();
+        self.floor = newest.map_or(self.floor, |g| g.max(self.floor));
+        self.slots = Vec::new();
+        self.free = Vec::new();
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -124,5 +141,25 @@ mod tests {
         assert_eq!(slab.len(), 1);
         assert_eq!(slab.key_at(b.index), Some(b));
         assert_eq!(slab.keys(), vec![b]);
+    }
+
+    #[test]
+    fn an_emptied_slab_releases_its_storage_and_old_keys_stay_stale() {
+        let mut slab = Slab::default();
+        let keys: Vec<Key> = (0..1000).map(|i| slab.insert(i)).collect();
+        for &key in &keys[1..] {
+            slab.remove(key);
+        }
+        assert!(slab.slots.capacity() >= 1000, "not empty yet: kept");
+        slab.remove(keys[0]);
+        assert_eq!((slab.slots.capacity(), slab.free.capacity()), (0, 0));
+        // New slots reuse the indices, never the keys.
+        let fresh: Vec<Key> = (0..1000).map(|i| slab.insert(i)).collect();
+        for (old, new) in keys.iter().zip(&fresh) {
+            assert_eq!(old.index, new.index);
+            assert_eq!(slab.get_mut(*old), None);
+            assert_eq!(slab.remove(*old), None);
+        }
+        assert_eq!(slab.len(), 1000);
     }
 }

@@ -22,12 +22,17 @@ impl TimerHeap {
         self.heap.peek().map(|Reverse((at, _))| *at)
     }
 
-    /// Removes and returns one entry due at `now`, if any.
+    /// Removes and returns one entry due at `now`, if any. The heap's storage shrinks as it
+    /// empties, so that a burst of connections does not pin its memory.
     pub(crate) fn pop_expired(&mut self, now: Instant) -> Option<(Instant, Key)> {
-        match self.heap.peek() {
+        let entry = match self.heap.peek() {
             Some(Reverse((at, _))) if *at <= now => self.heap.pop().map(|Reverse(e)| e),
-            _ => None,
+            _ => return None,
+        };
+        if self.heap.capacity() > 64 && self.heap.len() < self.heap.capacity() / 4 {
+            self.heap.shrink_to(self.heap.len() * 2);
         }
+        entry
     }
 }
 
@@ -54,5 +59,21 @@ mod tests {
                 .map(|(_, k)| k.index)
                 .collect();
         assert_eq!(due, vec![1, 2]);
+    }
+
+    #[test]
+    fn storage_shrinks_as_entries_expire() {
+        let t0 = Instant::now();
+        let mut timers = TimerHeap::default();
+        for index in 0..10_000 {
+            let key = Key {
+                index,
+                generation: 0,
+            };
+            timers.schedule(t0 + Duration::from_millis(index as u64), key);
+        }
+        assert!(timers.heap.capacity() >= 10_000);
+        while timers.pop_expired(t0 + Duration::from_secs(60)).is_some() {}
+        assert!(timers.heap.capacity() <= 64, "{}", timers.heap.capacity());
     }
 }

@@ -213,6 +213,15 @@ impl HeadReader {
         self.buf.len()
     }
 
+    /// How many bytes the end-of-head search has examined so far, over all
+    /// [`feed`](Self::feed) calls. Each fed byte is examined at most once, so
+    /// this never exceeds the bytes fed, however they were split: tests use
+    /// it to check that reading a head is linear (CVE-2023-43669).
+    #[doc(hidden)]
+    pub fn bytes_examined(&self) -> usize {
+        self.scanner.scanned
+    }
+
     /// Consumes the reader and returns the buffered head bytes.
     pub fn into_head(self) -> Vec<u8> {
         self.buf
