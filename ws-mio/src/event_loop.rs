@@ -575,7 +575,8 @@ impl EventLoop {
         self.remove(key);
     }
 
-    /// Delivers the connection's events to the handler, then applies what the callbacks sent.
+    /// Delivers the connection's events to the handler, applying what each callback sent
+    /// before taking the next event.
     fn dispatch(&mut self, key: Key, now: Instant) {
         while let Some(conn) = self.conns.get_mut(key) {
             let Some(event) = conn.proto.poll_event() else {
@@ -650,8 +651,10 @@ impl EventLoop {
                 }
                 _ => {}
             }
+            // What the callback sent goes to the connection before the next event is taken:
+            // a reply to a message must precede a failure that follows the message.
+            self.apply_local(now);
         }
-        self.apply_local(now);
     }
 
     /// After any activity: runs timers, writes output, adjusts interest, shuts down or removes

@@ -235,6 +235,13 @@ struct Timers {
     arm_ping: bool,
 }
 
+/// How the peer ended the connection: a protocol violation, or its close frame.
+#[derive(Debug)]
+enum Ending {
+    Failure(Error),
+    PeerClose(CloseFrame),
+}
+
 /// Never read more than this many bytes ahead of the message buffer's actual content.
 const MAX_PREALLOCATION: u64 = 1 << 20;
 
@@ -307,6 +314,9 @@ pub struct Connection {
     timers: Timers,
     ping_payload: Option<[u8; 4]>,
     ping_window: (Instant, u32),
+    /// An ending found while events were queued ahead of it, with their number; see
+    /// [`Connection::poll_event`].
+    deferred_ending: Option<(usize, Ending)>,
 }
 
 impl Connection {
@@ -388,6 +398,7 @@ impl Connection {
             timers,
             ping_payload: None,
             ping_window: (now, 0),
+            deferred_ending: None,
         }
     }
 
@@ -874,10 +885,14 @@ impl Connection {
     }
 
     fn on_close(&mut self) {
-        let frame = match CloseFrame::parse(&self.control) {
-            Ok(frame) => frame,
-            Err(e) => return self.fail_with(Error::Protocol(e)),
-        };
+        match CloseFrame::parse(&self.control) {
+            Ok(frame) => self.apply_or_defer(Ending::PeerClose(frame)),
+            Err(e) => self.fail_with(Error::Protocol(e)),
+        }
+    }
+
+    /// The peer's close frame takes effect.
+    fn peer_closed(&mut self, frame: CloseFrame) -> Event {
         // §5.5.1: "If an endpoint receives a Close frame and did not previously send a Close
         // frame, the endpoint MUST send a Close frame in response." It echoes the code.
         if !self.close_sent {
@@ -894,7 +909,7 @@ impl Connection {
         self.close_status = Some(frame.clone());
         self.timers.arm_close = true;
         self.timers.pong = None;
-        self.events.push_back(Event::Close(frame));
+        Event::Close(frame)
     }
 
     fn finish_message(&mut self) {
@@ -1155,8 +1170,34 @@ impl Connection {
     }
 
     fn fail_with(&mut self, error: Error) {
-        self.fail_connection(error.close_code());
-        self.events.push_back(Event::Error(error));
+        self.apply_or_defer(Ending::Failure(error));
+    }
+
+    /// Ends the connection now, or, if messages received before the ending are still queued,
+    /// once the application has polled them: what it sends in reply to them then goes out
+    /// before the close frame. Reading stops at once either way.
+    fn apply_or_defer(&mut self, ending: Ending) {
+        if self.deferred_ending.is_some() {
+            return;
+        }
+        if self.events.is_empty() {
+            let event = self.apply_ending(ending);
+            self.events.push_back(event);
+        } else {
+            self.rx = Rx::Discard;
+            self.message = None;
+            self.deferred_ending = Some((self.events.len(), ending));
+        }
+    }
+
+    fn apply_ending(&mut self, ending: Ending) -> Event {
+        match ending {
+            Ending::Failure(error) => {
+                self.fail_connection(error.close_code());
+                Event::Error(error)
+            }
+            Ending::PeerClose(frame) => self.peer_closed(frame),
+        }
     }
 
     fn fail_connection(&mut self, code: u16) {
@@ -1185,7 +1226,19 @@ impl Connection {
     // ----------------------------------------------------------------------------------------
 
     /// The next event, if any. Call until `None` after every input.
+    ///
+    /// When the peer breaks the protocol, or sends its close frame, after messages that are
+    /// still queued here, that ending (our close frame, and [`Event::Error`] or
+    /// [`Event::Close`]) takes effect once those messages have been polled, so that what the
+    /// application sends in reply to them goes out first.
     pub fn poll_event(&mut self) -> Option<Event> {
+        if let Some((ahead, _)) = &mut self.deferred_ending {
+            if *ahead > 0 {
+                *ahead -= 1;
+            } else if let Some((_, ending)) = self.deferred_ending.take() {
+                return Some(self.apply_ending(ending));
+            }
+        }
         self.events.pop_front()
     }
 

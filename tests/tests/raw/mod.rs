@@ -920,34 +920,12 @@ impl RawPeer {
         frame
     }
 
-    /// For a valid message that shares a read with a later violation: the RFC does not say
-    /// whether its echo must still go out (the application answers after the connection
-    /// failed), so the exact echo is accepted before the close, and nothing else is. Returns
-    /// whether the echo came (Autobahn calls its absence "non-strict").
-    pub fn expect_optional_echo_then_close(
-        &mut self,
-        opcode: u8,
-        payload: &[u8],
-        code: u16,
-    ) -> bool {
-        let frame = self.next_frame("an optional echo, then a close frame");
-        let echoed = frame.opcode != op::CLOSE;
-        if echoed {
-            assert!(
-                frame.fin && frame.rsv == 0 && frame.opcode == opcode && frame.payload == payload,
-                "expected the echo of {payload:02x?} or a close {code}, got {frame:?}"
-            );
-            self.expect_close(code);
-        } else {
-            assert!(frame.fin && frame.rsv == 0, "close frame {frame:?}");
-            assert_eq!(
-                frame.payload.get(..2),
-                Some(&code.to_be_bytes()[..]),
-                "close code of {frame:?}"
-            );
-            self.expect_eof();
-        }
-        echoed
+    /// For a valid message that shares a read with a later violation or close: its echo must
+    /// still go out, before the close frame (what Autobahn calls strict), then the close with
+    /// `code` and the end of the connection.
+    pub fn expect_echo_then_close(&mut self, opcode: u8, payload: &[u8], code: u16) {
+        self.expect_message(opcode, payload);
+        self.expect_close(code);
     }
 
     /// Expects a close frame with exactly this payload (e.g. empty), then EOF.
