@@ -81,3 +81,65 @@ fn wrong_path_is_rejected_during_the_upgrade() {
     assert!(error.to_string().contains("404"), "{error}");
     server.stop().unwrap();
 }
+
+/// A server that completes the upgrade and then never answers: the client's keepalive ping
+/// goes unanswered and the error callback hears about it, then the disconnection.
+#[test]
+fn a_dead_server_is_reported_through_the_error_callback() {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let silent = std::thread::spawn(move || {
+        let (mut socket, _) = listener.accept().unwrap();
+        socket
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            socket.read_exact(&mut byte).unwrap();
+            head.push(byte[0]);
+        }
+        let head = String::from_utf8(head).unwrap();
+        let key = head
+            .lines()
+            .find_map(|l| l.strip_prefix("Sec-WebSocket-Key: "))
+            .unwrap()
+            .trim()
+            .to_owned();
+        let accept = ws_proto::handshake::accept_key(key.as_bytes());
+        write!(
+            socket,
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Accept: {accept}\r\n\r\n"
+        )
+        .unwrap();
+        // Read (and ignore) whatever comes until the client gives up on us.
+        let mut sink = [0u8; 1024];
+        while matches!(socket.read(&mut sink), Ok(n) if n > 0) {}
+    });
+    let client = WebSocketFacade::create_client(&ClientConfig {
+        client_id: "pinger".into(),
+        ping_interval: Duration::from_millis(100),
+        ping_timeout: Duration::from_millis(300),
+        ..Default::default()
+    })
+    .unwrap();
+    let (tx, rx) = mpsc::channel();
+    let tx = Mutex::new(tx);
+    client.set_error_callback(move |e| tx.lock().unwrap().send(e.to_string()).unwrap());
+    let (gone_tx, gone_rx) = mpsc::channel();
+    let gone_tx = Mutex::new(gone_tx);
+    client.set_disconnected_callback(move || gone_tx.lock().unwrap().send(()).unwrap());
+    client.start("127.0.0.1", port).unwrap();
+    let error = rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the dead server is reported");
+    assert!(error.contains("keepalive ping timed out"), "{error}");
+    gone_rx
+        .recv_timeout(Duration::from_secs(15))
+        .expect("then the disconnection");
+    assert!(!client.is_connected());
+    client.stop().unwrap();
+    silent.join().unwrap();
+}
