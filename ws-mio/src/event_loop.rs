@@ -587,7 +587,10 @@ impl EventLoop {
                 Event::Request(request) => {
                     let _ = match handler.on_request(&request, conn.peer) {
                         Decision::Accept(accept) => conn.proto.accept(accept),
-                        Decision::Reject { status, body } => conn.proto.reject(status, &body),
+                        Decision::Reject { status, body } => conn
+                            .proto
+                            .reject(status, &body)
+                            .or_else(|_| conn.proto.reject(500, &body)),
                     };
                 }
                 Event::HttpRequest(request) => {

@@ -41,7 +41,8 @@ pub enum Decision {
     Accept(Accept),
     /// Refuse with an HTTP status (e.g. 403) and a plain-text body.
     Reject {
-        /// HTTP status code.
+        /// HTTP status code, 300–599; any other status is answered as 500 (it would not
+        /// refuse the request).
         status: u16,
         /// Response body.
         body: String,

@@ -1,5 +1,5 @@
 //! How `Client::connect` fails: refused TCP, a handshake refused by the server (404), and a
-//! server that accepts TCP but never answers.
+//! server that accepts TCP but never answers; and the responses of a handler that refuses.
 
 mod common;
 
@@ -138,4 +138,59 @@ fn invalid_urls_are_refused_before_connecting() {
             "{url}: {result:?}"
         );
     }
+}
+
+/// A handler that refuses every upgrade with the status named by the request path (`/403`).
+struct RejectByPath;
+
+impl ws_mio::Handler for RejectByPath {
+    fn on_request(
+        &self,
+        request: &ws_mio::ws_proto::handshake::UpgradeRequest,
+        _peer: std::net::SocketAddr,
+    ) -> ws_mio::Decision {
+        ws_mio::Decision::Reject {
+            status: request.path[1..].parse().unwrap(),
+            body: "refused".into(),
+        }
+    }
+}
+
+/// `Decision::Reject` sends its status; one that would not refuse (a 101 or a 200) is answered
+/// as 500 instead of leaving the request unanswered until the handshake timeout.
+#[test]
+fn handler_rejections_answer_with_their_status_or_500() {
+    use std::io::{Read, Write};
+    let config = ServerConfig {
+        threads: 1,
+        ..ServerConfig::default()
+    };
+    let server = Server::bind("127.0.0.1:0", config, RejectByPath).unwrap();
+    let addr = server.local_addr();
+    for (asked, answered) in [
+        (403, "403 Forbidden"),
+        (101, "500 Internal Server Error"),
+        (200, "500 Internal Server Error"),
+    ] {
+        let mut stream = std::net::TcpStream::connect(addr).unwrap();
+        stream.set_read_timeout(Some(WAIT)).unwrap();
+        write!(
+            stream,
+            "GET /{asked} HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        )
+        .unwrap();
+        // The server closes the connection after the response: read to EOF.
+        let mut response = String::new();
+        stream.read_to_string(&mut response).unwrap();
+        assert!(
+            response.starts_with(&format!("HTTP/1.1 {answered}\r\n")),
+            "{asked}: {response:?}"
+        );
+        assert!(
+            response.ends_with("\r\n\r\nrefused"),
+            "{asked}: {response:?}"
+        );
+    }
+    server.stop();
 }

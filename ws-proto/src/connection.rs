@@ -371,7 +371,7 @@ impl Connection {
 
     fn new(role: Role, config: Config, handshake: Handshake, now: Instant) -> Connection {
         let timers = Timers {
-            handshake: config.handshake_timeout.map(|t| now + t),
+            handshake: config.handshake_timeout.and_then(|t| now.checked_add(t)),
             ..Timers::default()
         };
         Connection {
@@ -486,6 +486,11 @@ impl Connection {
                 };
                 match request {
                     Ok(request) => {
+                        // Pipelined bytes wait for accept/reject within the same bound as
+                        // those of later reads (see `receive`).
+                        if data.len() - end > limits.max_head {
+                            return self.handshake_failed(HandshakeError::HeadTooLarge);
+                        }
                         self.early_input.extend_from_slice(&data[end..]);
                         self.events
                             .push_back(Event::Request(Box::new(request.clone())));
@@ -640,10 +645,28 @@ impl Connection {
     }
 
     /// Server: refuses the pending upgrade request with an HTTP error response (e.g. 403 for a
-    /// disallowed Origin); the connection then closes.
+    /// disallowed Origin); the connection then closes. `status` must be 300–599: anything else
+    /// (a 101 or a 200 above all) would not refuse the request.
+    ///
+    /// ```
+    /// use std::time::Instant;
+    /// use ws_proto::{Config, Connection, Event, SendError};
+    /// let mut server = Connection::server(Config::default(), Instant::now());
+    /// server.receive(b"GET /chat HTTP/1.1\r\nHost: example.com\r\nUpgrade: websocket\r\n\
+    ///     Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+    ///     Sec-WebSocket-Version: 13\r\nOrigin: http://evil.example\r\n\r\n");
+    /// let Some(Event::Request(request)) = server.poll_event() else { panic!() };
+    /// assert_eq!(request.origin.as_deref(), Some("http://evil.example"));
+    /// assert_eq!(server.reject(101, ""), Err(SendError::InvalidStatus(101)));
+    /// server.reject(403, "origin not allowed").unwrap();
+    /// assert!(server.pending_output().starts_with(b"HTTP/1.1 403 Forbidden\r\n"));
+    /// ```
     pub fn reject(&mut self, status: u16, body: &str) -> Result<(), SendError> {
         if !matches!(self.handshake, Handshake::ServerPending(_)) {
             return Err(SendError::NoPendingRequest);
+        }
+        if !(300..=599).contains(&status) {
+            return Err(SendError::InvalidStatus(status));
         }
         self.out
             .push_vec(handshake::error_response(status, &[], body));
@@ -775,6 +798,17 @@ impl Connection {
             (Role::Client, Some(_)) => return Err(ProtocolError::MaskedFrame),
             _ => {}
         }
+        // §5.5 first, so that a bad control frame is a protocol error (1002) whatever the size
+        // limit: "All control frames MUST have a payload length of 125 bytes or less and MUST
+        // NOT be fragmented."
+        if header.opcode.is_control() {
+            if !header.fin {
+                return Err(ProtocolError::FragmentedControlFrame);
+            }
+            if header.payload_len > 125 {
+                return Err(ProtocolError::ControlFrameTooLong(header.payload_len));
+            }
+        }
         if header.payload_len > self.config.max_frame_size as u64 {
             return Err(ProtocolError::FrameTooLarge {
                 size: header.payload_len,
@@ -782,14 +816,6 @@ impl Connection {
             });
         }
         if header.opcode.is_control() {
-            // §5.5: "All control frames MUST have a payload length of 125 bytes or less and
-            // MUST NOT be fragmented."
-            if !header.fin {
-                return Err(ProtocolError::FragmentedControlFrame);
-            }
-            if header.payload_len > 125 {
-                return Err(ProtocolError::ControlFrameTooLong(header.payload_len));
-            }
             self.control.clear();
         } else {
             let so_far = match (&mut self.message, header.opcode) {
@@ -1313,12 +1339,15 @@ impl Connection {
             return;
         }
         if std::mem::take(&mut self.timers.arm_close) {
-            self.timers.close = Some(now + self.config.close_timeout);
+            // `checked_add`: a timeout too large for `Instant` (e.g. `Duration::MAX`) is "never".
+            self.timers.close = now.checked_add(self.config.close_timeout);
             self.timers.next_ping = None;
             self.timers.handshake = None;
         }
-        if std::mem::take(&mut self.timers.arm_ping) {
-            self.timers.next_ping = self.config.ping_interval.map(|i| now + i);
+        // Keepalive only while open: a close queued before this first call must not leave a
+        // ping deadline behind that nothing would ever consume.
+        if std::mem::take(&mut self.timers.arm_ping) && self.state == State::Open {
+            self.timers.next_ping = self.config.ping_interval.and_then(|i| now.checked_add(i));
         }
         if self.timers.handshake.is_some_and(|t| now >= t) {
             self.timers.handshake = None;
@@ -1352,13 +1381,13 @@ impl Connection {
         }
         if self.state == State::Open && self.timers.next_ping.is_some_and(|t| now >= t) {
             let interval = self.config.ping_interval.unwrap_or(Duration::from_secs(20));
-            self.timers.next_ping = Some(now + interval);
+            self.timers.next_ping = now.checked_add(interval);
             if self.ping_payload.is_none() {
                 let mut payload = [0u8; 4];
                 rand::rng().fill_bytes(&mut payload);
                 self.queue_frame(OpCode::Ping, 0, &payload);
                 self.ping_payload = Some(payload);
-                self.timers.pong = Some(now + self.config.ping_timeout);
+                self.timers.pong = now.checked_add(self.config.ping_timeout);
             }
         }
     }

@@ -219,6 +219,8 @@ pub enum SendError {
     },
     /// `accept`/`reject` called when no upgrade request is waiting for a decision.
     NoPendingRequest,
+    /// `reject` with a status that does not refuse a request (only 300–599 do).
+    InvalidStatus(u16),
     /// A negotiated extension failed to encode the message.
     Extension(ExtensionError),
 }
@@ -239,6 +241,12 @@ impl fmt::Display for SendError {
                 )
             }
             SendError::NoPendingRequest => f.write_str("no upgrade request is pending"),
+            SendError::InvalidStatus(status) => {
+                write!(
+                    f,
+                    "HTTP status {status} cannot reject a request (300-599 can)"
+                )
+            }
             SendError::Extension(e) => write!(f, "extension: {e}"),
         }
     }

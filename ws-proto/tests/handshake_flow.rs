@@ -262,6 +262,41 @@ mod pipelining {
         assert_http_error(&drain(&mut server), "403 Forbidden");
     }
 
+    /// Bytes pipelined before accept/reject are held within `max_head`, whether they came in
+    /// the read that ended the head or in later ones; beyond, the request fails with 431.
+    #[test]
+    fn pipelined_bytes_are_bounded_by_max_head() {
+        let max_head = Config::default().handshake_limits.max_head;
+        let request = upgrade_request("/chat", &[]);
+        for in_head_read in [true, false] {
+            for extra in [max_head, max_head + 1] {
+                let mut server = Connection::server(Config::default(), t0());
+                let early = vec![0x82; extra];
+                if in_head_read {
+                    server.receive(&[request.as_slice(), &early].concat());
+                } else {
+                    server.receive(&request);
+                    server.receive(&early[..extra / 2]);
+                    server.receive(&early[extra / 2..]);
+                }
+                let got = events(&mut server);
+                let case = format!("{extra} bytes, in the head's read: {in_head_read}");
+                if extra <= max_head {
+                    assert!(matches!(got[..], [Event::Request(_)]), "{case}: {got:?}");
+                } else {
+                    assert!(
+                        got.contains(&Event::Error(Error::Handshake(
+                            HandshakeError::HeadTooLarge
+                        ))),
+                        "{case}: {got:?}"
+                    );
+                    assert_http_error(&drain(&mut server), "431 Request Header Fields Too Large");
+                    assert!(server.should_shutdown(), "{case}");
+                }
+            }
+        }
+    }
+
     #[test]
     fn client_delivers_frames_that_came_with_the_101() {
         let mut client = new_client(Config::default());
@@ -303,6 +338,57 @@ mod pipelining {
 /// Request)"; a version the server does not speak gets 426 with `Sec-WebSocket-Version`.
 mod refusals {
     use super::*;
+
+    #[test]
+    fn reject_refuses_a_status_that_would_not_refuse() {
+        let mut server = Connection::server(Config::default(), t0());
+        server.receive(&upgrade_request("/chat", &[]));
+        assert!(matches!(server.poll_event(), Some(Event::Request(_))));
+        for status in [0, 101, 200, 299, 600] {
+            assert_eq!(
+                server.reject(status, ""),
+                Err(SendError::InvalidStatus(status))
+            );
+        }
+        assert_eq!(drain(&mut server), b"", "nothing queued");
+        assert_eq!(
+            server.state(),
+            State::Connecting,
+            "still waiting for a decision"
+        );
+        server.reject(307, "").unwrap();
+        assert_http_error(&drain(&mut server), "307 Temporary Redirect");
+    }
+
+    /// §4.2.1 item 1: the Request-URI may be an absolute http(s) URI holding the resource name.
+    #[test]
+    fn absolute_uri_target_is_matched_on_its_path() {
+        let config = || Config {
+            path: Some("/chat".into()),
+            ..Config::default()
+        };
+        for target in ["http://server.example.com/chat", "HTTPS://h:443/chat?x=/y"] {
+            let mut server = Connection::server(config(), t0());
+            server.receive(&upgrade_request(target, &[]));
+            assert!(
+                matches!(server.poll_event(), Some(Event::Request(r)) if r.path == target),
+                "{target}"
+            );
+        }
+        for target in [
+            "http://server.example.com/other",
+            "http://chat",
+            "http://h?/chat",
+        ] {
+            let mut server = Connection::server(config(), t0());
+            server.receive(&upgrade_request(target, &[]));
+            assert_eq!(
+                server.poll_event(),
+                Some(Event::Error(Error::Handshake(HandshakeError::PathNotFound))),
+                "{target}"
+            );
+        }
+    }
 
     #[test]
     fn reject_sends_a_complete_http_response_and_shuts_down() {

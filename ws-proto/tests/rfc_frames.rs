@@ -384,6 +384,24 @@ mod control_frames {
         }
     }
 
+    /// The §5.5 rules come before the size limit: a bad control frame is a protocol error
+    /// (1002) even when it is also over a small `max_frame_size`.
+    #[test]
+    fn bad_control_frame_is_1002_even_over_a_small_max_frame_size() {
+        let config = || Config {
+            max_frame_size: 100,
+            ..Config::default()
+        };
+        for role in ROLES {
+            let mut conn = open(role, config());
+            conn.receive(&incoming(role, Frame::ping(vec![0; 126])));
+            assert_failed(&mut conn, ProtocolError::ControlFrameTooLong(126), 1002);
+            let mut conn = open(role, config());
+            conn.receive(&incoming(role, Frame::ping(vec![0; 101]).fin(false)));
+            assert_failed(&mut conn, ProtocolError::FragmentedControlFrame, 1002);
+        }
+    }
+
     #[test]
     fn control_payload_of_126_fails_with_1002() {
         for role in ROLES {

@@ -114,6 +114,29 @@ mod handshake_timeout {
 mod close_timeout {
     use super::*;
 
+    /// `Duration::MAX` (or any timeout too large for `Instant`) means "never", not a panic.
+    #[test]
+    fn timeouts_too_large_for_instant_mean_never() {
+        let config = Config {
+            handshake_timeout: Some(Duration::MAX),
+            close_timeout: Duration::MAX,
+            ping_interval: Some(Duration::MAX),
+            ping_timeout: Duration::MAX,
+            ..Config::default()
+        };
+        let server = Connection::server(config.clone(), t0());
+        assert_eq!(server.poll_timeout(), None);
+        for role in ROLES {
+            let mut conn = open(role, config.clone());
+            conn.handle_timeout(t0());
+            assert_eq!(conn.poll_timeout(), None, "{role:?}: no keepalive deadline");
+            conn.close(1000, "").unwrap();
+            conn.handle_timeout(t0() + secs(3600));
+            assert_eq!(conn.poll_timeout(), None, "{role:?}: no close deadline");
+            assert_eq!(conn.state(), State::Closing);
+        }
+    }
+
     #[test]
     fn peer_that_never_answers_our_close() {
         for role in ROLES {
@@ -218,6 +241,41 @@ mod keepalive {
             ping_timeout: secs(3),
             ..Config::default()
         }
+    }
+
+    /// A close queued before the connection first learns the time (right after `accept`, or
+    /// with the peer's close in the read that opened it) starts no keepalive: no ping deadline
+    /// is left behind that nothing would consume, which would make `poll_timeout` stay in the
+    /// past and the driver spin until the close timeout.
+    #[test]
+    fn a_close_before_the_first_handle_timeout_leaves_no_ping_deadline() {
+        for role in ROLES {
+            // Our close.
+            let mut conn = open(role, keepalive());
+            conn.close(1000, "").unwrap();
+            drain(&mut conn);
+            conn.handle_timeout(t0());
+            assert_eq!(conn.poll_timeout(), Some(t0() + secs(10)), "{role:?}");
+            conn.handle_timeout(t0() + secs(6));
+            assert_eq!(drain(&mut conn), b"", "{role:?}: no ping after the close");
+            assert_eq!(conn.poll_timeout(), Some(t0() + secs(10)), "{role:?}");
+        }
+        // The peer's close in the client's first read, with the 101.
+        let mut client = Connection::client(
+            keepalive(),
+            ClientRequest::new("server.example.com", "/chat"),
+            t0(),
+        );
+        let request = drain(&mut client);
+        let mut input = response_for(&request, &[]);
+        input.extend(Frame::close(1000, "").encode());
+        client.receive(&input);
+        events(&mut client);
+        drain(&mut client);
+        client.handle_timeout(t0());
+        client.handle_timeout(t0() + secs(6));
+        let next = client.poll_timeout().expect("the close timer");
+        assert!(next > t0() + secs(6), "deadline in the past: {next:?}");
     }
 
     /// Opens a connection with keepalive, starts the timer at `t0()`, lets the first ping go out

@@ -93,11 +93,36 @@ pub(crate) fn require_upgrade_tokens(headers: &Headers) -> Result<(), HandshakeE
     )
 }
 
+/// The path of a request target without its query: `/chat?x=1` → `/chat`. An absolute URI
+/// (`http://host/chat`, allowed by §4.2.1 item 1) gives the path after its authority.
+fn resource_path(target: &str) -> &str {
+    let scheme_len = ["http://", "https://"]
+        .iter()
+        .find(|scheme| {
+            target
+                .get(..scheme.len())
+                .is_some_and(|s| s.eq_ignore_ascii_case(scheme))
+        })
+        .map_or(0, |scheme| scheme.len());
+    let rest = &target[scheme_len..];
+    let path = if scheme_len == 0 {
+        rest
+    } else {
+        // The authority ends at the path, or at the query when the path is empty.
+        match rest.find(['/', '?']) {
+            Some(i) if rest.as_bytes()[i] == b'/' => &rest[i..],
+            _ => "/",
+        }
+    };
+    path.split('?').next().unwrap_or("")
+}
+
 /// Checks a client's opening handshake (RFC 6455 §4.2.1), in this order:
 ///
 /// * method `GET`, else [`HandshakeError::MethodNotAllowed`] (405);
 /// * HTTP/1.1, else [`HandshakeError::UnsupportedHttpVersion`] (505);
-/// * if `expected_path` is given, the path (the target before any `?`)
+/// * if `expected_path` is given, the path (the target before any `?`; the
+///   part after the authority in an absolute `http://host/path` target)
 ///   equals it, else [`HandshakeError::PathNotFound`] (404);
 /// * exactly one `Host`, in UTF-8;
 /// * `Upgrade` containing the token `websocket` and `Connection` containing
@@ -142,8 +167,7 @@ pub fn validate_request(
         return Err(HandshakeError::UnsupportedHttpVersion);
     }
     if let Some(expected) = expected_path {
-        let path = req.path.split('?').next().unwrap_or("");
-        if path != expected {
+        if resource_path(&req.path) != expected {
             return Err(HandshakeError::PathNotFound);
         }
     }
