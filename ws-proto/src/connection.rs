@@ -453,6 +453,13 @@ impl Connection {
         if self.terminated {
             return;
         }
+        // An ending still waiting behind queued messages (the peer's close, or its violation)
+        // came before the EOF: it takes effect now, in its place in the event order, and is
+        // the one ending reported.
+        if let Some((ahead, ending)) = self.deferred_ending.take() {
+            let event = self.apply_ending(ending);
+            self.events.insert(ahead, event);
+        }
         if self.state != State::Closed {
             self.events.push_back(Event::Error(Error::ConnectionReset));
             self.close_status = Some(CloseFrame {

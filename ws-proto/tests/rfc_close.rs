@@ -359,6 +359,44 @@ mod abnormal_closure {
         }
     }
 
+    /// A close frame (or a violation) that arrived behind still-queued messages, then EOF
+    /// before the application polled: the close (or the error) is the one ending reported, in
+    /// its place after the messages, not followed by a reset.
+    #[test]
+    fn eof_after_a_close_still_queued_reports_only_the_close() {
+        for role in ROLES {
+            let mut conn = open(role, Config::default());
+            conn.receive(&incoming_all(
+                role,
+                [Frame::text("last words"), Frame::close(1001, "bye")],
+            ));
+            conn.receive_eof();
+            assert_eq!(
+                events(&mut conn),
+                [Event::Text("last words".into()), close_event(1001, "bye")],
+                "{role:?}"
+            );
+            assert_eq!(conn.close_status().map(|c| c.code), Some(1001));
+            assert!(conn.is_terminated());
+
+            let mut conn = open(role, Config::default());
+            conn.receive(&incoming_all(
+                role,
+                [Frame::text("ok"), Frame::text("bad").rsv(0b100)],
+            ));
+            conn.receive_eof();
+            assert_eq!(
+                events(&mut conn),
+                [
+                    Event::Text("ok".into()),
+                    Event::Error(Error::Protocol(ProtocolError::ReservedBits(0b100)))
+                ],
+                "{role:?}"
+            );
+            assert_eq!(conn.close_status().map(|c| c.code), Some(1002));
+        }
+    }
+
     #[test]
     fn eof_in_the_middle_of_a_frame_is_a_reset() {
         for role in ROLES {
