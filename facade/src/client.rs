@@ -1,5 +1,6 @@
 //! The facade client: a [`ws_mio::Client`] whose events become the tutorial's callbacks.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, RwLock};
 
 use ws_mio::{Disconnect, DriverError, Handler, Message, WsUrl};
@@ -24,6 +25,9 @@ struct Inner {
     /// True from a successful start until the connection ends.
     running: Mutex<bool>,
     ended: Condvar,
+    /// The open connection's session, from its opening (before the connected callback runs,
+    /// so that the callback can send) until its end.
+    session: Mutex<Option<ws_mio::Session>>,
 }
 
 impl Inner {
@@ -38,6 +42,10 @@ impl Inner {
         f(&mut self.callbacks.write().unwrap_or_else(|e| e.into_inner()));
     }
 
+    fn set_session(&self, session: Option<ws_mio::Session>) {
+        *self.session.lock().unwrap_or_else(|e| e.into_inner()) = session;
+    }
+
     fn set_running(&self, running: bool) {
         *self.running.lock().unwrap_or_else(|e| e.into_inner()) = running;
         self.ended.notify_all();
@@ -49,7 +57,13 @@ pub struct WsClient {
     config: ClientConfig,
     client_id: String,
     inner: Arc<Inner>,
+    /// The driver of the current connection. Locked only briefly, never while connecting, so
+    /// that callbacks running during `start` can call any method.
     client: Mutex<Option<ws_mio::Client>>,
+    /// Held for the whole of `start`: one start at a time.
+    starting: Mutex<()>,
+    /// Bumped by `stop`: a start that sees it change while connecting stops what it started.
+    stops: AtomicU64,
 }
 
 impl WsClient {
@@ -61,17 +75,20 @@ impl WsClient {
                 callbacks: RwLock::default(),
                 running: Mutex::new(false),
                 ended: Condvar::new(),
+                session: Mutex::new(None),
             }),
             client: Mutex::new(None),
+            starting: Mutex::new(()),
+            stops: AtomicU64::new(0),
         }
     }
 
     fn session(&self) -> Result<ws_mio::Session, Error> {
-        self.client
+        self.inner
+            .session
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .as_ref()
-            .map(|c| c.session().clone())
+            .clone()
             .ok_or(Error::NotConnected)
     }
 }
@@ -85,7 +102,8 @@ impl Drop for WsClient {
 struct Bridge(Arc<Inner>);
 
 impl Handler for Bridge {
-    fn on_open(&self, _session: &ws_mio::Session) {
+    fn on_open(&self, session: &ws_mio::Session) {
+        self.0.set_session(Some(session.clone()));
         self.0.set_running(true);
         if let Some(cb) = self.0.callbacks().connected {
             cb();
@@ -112,6 +130,7 @@ impl Handler for Bridge {
     }
 
     fn on_close(&self, _session: &ws_mio::Session, disconnect: &Disconnect) {
+        self.0.set_session(None);
         let callbacks = self.0.callbacks();
         if let Some(cb) = &callbacks.close {
             cb("", disconnect.code, &disconnect.reason);
@@ -131,10 +150,13 @@ impl Handler for Bridge {
 
 impl ProtocolClient for WsClient {
     fn start(&self, host: &str, port: u16) -> Result<(), Error> {
-        let mut slot = self.client.lock().unwrap_or_else(|e| e.into_inner());
-        if slot.as_ref().is_some_and(|c| !c.is_finished()) {
+        let _one_start = self.starting.lock().unwrap_or_else(|e| e.into_inner());
+        let running = self.client.lock().unwrap_or_else(|e| e.into_inner());
+        if running.as_ref().is_some_and(|c| !c.is_finished()) {
             return Err(Error::AlreadyRunning);
         }
+        drop(running);
+        let stops = self.stops.load(Ordering::Acquire);
         let url = WsUrl {
             host: host.to_owned(),
             port,
@@ -146,17 +168,22 @@ impl ProtocolClient for WsClient {
             headers: vec![("X-Client-Id".into(), self.client_id.clone())],
             ..ws_mio::ClientConfig::default()
         };
-        match ws_mio::Client::connect_url(&url, driver_config, Bridge(Arc::clone(&self.inner))) {
-            Ok(client) => {
-                *slot = Some(client);
-                Ok(())
-            }
-            // The driver already reported the failure to the error callback.
-            Err(e) => Err(Error::Connect(Arc::new(e))),
+        // No lock held while connecting: the connected and error callbacks run meanwhile.
+        let client =
+            ws_mio::Client::connect_url(&url, driver_config, Bridge(Arc::clone(&self.inner)))
+                .map_err(|e| Error::Connect(Arc::new(e)))?;
+        if self.stops.load(Ordering::Acquire) != stops {
+            // `stop` was called (by a callback, or another thread) while this start connected.
+            client.stop();
+            self.inner.set_running(false);
+            return Err(Error::StoppedWhileStarting);
         }
+        *self.client.lock().unwrap_or_else(|e| e.into_inner()) = Some(client);
+        Ok(())
     }
 
     fn stop(&self) -> Result<(), Error> {
+        self.stops.fetch_add(1, Ordering::AcqRel);
         let client = self.client.lock().unwrap_or_else(|e| e.into_inner()).take();
         if let Some(client) = client {
             client.stop();

@@ -37,7 +37,8 @@ pub struct ServerConfig {
     pub handshake_timeout: Duration,
     /// Time allowed for the closing handshake. Default 10 s.
     pub close_timeout: Duration,
-    /// Server-side keepalive pings; `None` (default) leaves keepalive to clients.
+    /// Server-side keepalive pings; `None` (default) leaves keepalive to clients. A zero
+    /// interval is refused ([`ConfigError::PingInterval`]).
     pub ping_interval: Option<Duration>,
     /// Event-loop threads; 0 means one per core.
     pub threads: usize,
@@ -122,6 +123,9 @@ static NEXT_CLIENT: AtomicU32 = AtomicU32::new(0);
 pub(crate) fn validate_server(config: &ServerConfig) -> Result<String, Error> {
     if config.port == 0 {
         return Err(Error::InvalidConfig(ConfigError::Port));
+    }
+    if config.ping_interval.is_some_and(|i| i.is_zero()) {
+        return Err(Error::InvalidConfig(ConfigError::PingInterval));
     }
     validate_path(&config.path)?;
     Ok(if config.server_id.is_empty() {

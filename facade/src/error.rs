@@ -36,6 +36,9 @@ pub enum Error {
     Connect(Arc<ws_mio::ConnectError>),
     /// The client or session is not connected.
     NotConnected,
+    /// `stop` was called (from a callback or another thread) while `start` was connecting:
+    /// the new connection was closed again.
+    StoppedWhileStarting,
     /// A send was refused (closed, buffer full...).
     Send(ws_proto::SendError),
     /// A connection failed (protocol error, timeout, dead peer, I/O error).
@@ -78,6 +81,7 @@ impl fmt::Display for Error {
             },
             Error::Connect(e) => e.fmt(f),
             Error::NotConnected => f.write_str("not connected: call start() first"),
+            Error::StoppedWhileStarting => f.write_str("stopped while starting"),
             Error::Send(e) => write!(f, "send failed: {e}"),
             Error::Connection(e) => e.fmt(f),
         }

@@ -261,14 +261,7 @@ impl Handler for Bridge {
     }
 
     fn on_close(&self, session: &ws_mio::Session, disconnect: &Disconnect) {
-        let removed = {
-            let mut registry = self.0.registry();
-            let removed = registry.sessions.remove(&session.id());
-            if let Some(s) = &removed {
-                registry.ids.remove(&s.id);
-            }
-            removed
-        };
+        let removed = self.0.registry().sessions.remove(&session.id());
         let Some(removed) = removed else { return };
         let callbacks = self.0.callbacks();
         if let Some(cb) = &callbacks.disconnection {
@@ -277,6 +270,9 @@ impl Handler for Bridge {
         if let Some(cb) = &callbacks.close {
             cb(&removed.id, disconnect.code, &disconnect.reason);
         }
+        // Only now may a new session take this id: callbacks keyed by id (the chat's map of
+        // sessions) see this one leave before another with the same id joins.
+        self.0.registry().ids.remove(&removed.id);
     }
 
     fn on_error(&self, session: Option<&ws_mio::Session>, error: &DriverError) {
@@ -386,11 +382,11 @@ impl ProtocolServer for WsServer {
 }
 
 impl WebSocketServer for WsServer {
-    fn broadcast_text(&self, text: &str) {
-        self.broadcast(PreparedMessage::text(text));
+    fn broadcast_text(&self, text: &str) -> Result<(), Error> {
+        self.broadcast(PreparedMessage::text(text))
     }
-    fn broadcast_binary(&self, data: &[u8]) {
-        self.broadcast(PreparedMessage::binary(data));
+    fn broadcast_binary(&self, data: &[u8]) -> Result<(), Error> {
+        self.broadcast(PreparedMessage::binary(data))
     }
     fn session(&self, id: &str) -> Option<Arc<dyn Session>> {
         let registry = self.inner.registry();
@@ -412,14 +408,16 @@ impl WebSocketServer for WsServer {
 }
 
 impl WsServer {
-    fn broadcast(&self, message: PreparedMessage) {
-        if let Some(server) = self
+    /// Broadcasts through the running driver; with none there is nobody to send to.
+    fn broadcast(&self, message: PreparedMessage) -> Result<(), Error> {
+        match self
             .server
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .as_ref()
         {
-            server.broadcast(&message);
+            Some(server) => Ok(server.broadcast(&message)?),
+            None => Ok(()),
         }
     }
 }

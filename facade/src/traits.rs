@@ -121,10 +121,14 @@ impl dyn ProtocolServer + '_ {
 
 /// WebSocket features of a server (`i_websocket_server`).
 pub trait WebSocketServer: ProtocolServer {
-    /// Sends a text message to every open session (encoded once, shared).
-    fn broadcast_text(&self, text: &str);
-    /// Sends a binary message to every open session (encoded once, shared).
-    fn broadcast_binary(&self, data: &[u8]);
+    /// Sends a text message to every open session (encoded once, shared). Sessions over their
+    /// buffer limit miss it; an event loop already holding a buffer's worth of broadcasts it
+    /// has not applied yet (kept busy by a long callback) refuses it for all of its sessions,
+    /// and the call returns [`Error::Send`] with `BufferFull`.
+    fn broadcast_text(&self, text: &str) -> Result<(), Error>;
+    /// Sends a binary message to every open session (encoded once, shared), as
+    /// [`broadcast_text`](Self::broadcast_text).
+    fn broadcast_binary(&self, data: &[u8]) -> Result<(), Error>;
     /// The open session with this id.
     fn session(&self, id: &str) -> Option<Arc<dyn Session>>;
     /// See [`set_text_callback`](trait.WebSocketServer.html#method.set_text_callback).

@@ -1,9 +1,13 @@
-//! Lifecycle through the facade: stop from inside a callback, disconnection reporting.
+//! Lifecycle through the facade: stop from inside a callback, disconnection reporting, client
+//! methods called from callbacks during `start`, session ids across a leave and a rejoin, and
+//! callbacks that panic.
 
-use std::sync::{mpsc, Arc, Mutex, Weak};
+use std::sync::{mpsc, Arc, Mutex, OnceLock, Weak};
 use std::time::Duration;
 
-use facade::{ClientConfig, Error, ProtocolServer, ServerConfig, WebSocketFacade};
+use facade::{
+    ClientConfig, ConfigError, Error, ProtocolClient, ProtocolServer, ServerConfig, WebSocketFacade,
+};
 
 fn server() -> Arc<dyn ProtocolServer> {
     WebSocketFacade::create_server(&ServerConfig {
@@ -142,4 +146,189 @@ fn a_dead_server_is_reported_through_the_error_callback() {
     assert!(!client.is_connected());
     client.stop().unwrap();
     silent.join().unwrap();
+}
+
+/// The tutorial's "send a greeting once connected": the connected callback runs while `start`
+/// is still waiting for the upgrade's outcome, and can send through the client.
+#[test]
+fn the_connected_callback_can_send_through_the_client() {
+    let server = server();
+    let (got_tx, got_rx) = mpsc::channel();
+    let got_tx = Mutex::new(got_tx);
+    server.set_receive_callback(move |id, payload| {
+        let _ = got_tx
+            .lock()
+            .unwrap()
+            .send((id.to_owned(), payload.to_vec()));
+    });
+    server.start(0).unwrap();
+    let port = server.local_addr().unwrap().port();
+    let c = client("greeter");
+    let this: Arc<OnceLock<Arc<dyn ProtocolClient>>> = Arc::default();
+    let in_callback = Arc::clone(&this);
+    c.set_connected_callback(move || {
+        let c = in_callback.get().unwrap();
+        assert!(c.is_connected());
+        c.send(b"hello from the connected callback".to_vec())
+            .unwrap();
+    });
+    this.set(Arc::clone(&c)).ok().unwrap();
+    c.start("127.0.0.1", port).unwrap();
+    let (id, payload) = got_rx.recv_timeout(Duration::from_secs(10)).unwrap();
+    assert_eq!(id, "greeter");
+    assert_eq!(payload, b"hello from the connected callback");
+    c.stop().unwrap();
+    server.stop().unwrap();
+}
+
+/// `stop` from the error callback of a failing `start` returns, and so does `start`.
+#[test]
+fn stop_from_the_error_callback_of_a_failing_start() {
+    let c = client("lonely");
+    let this: Arc<OnceLock<Arc<dyn ProtocolClient>>> = Arc::default();
+    let in_callback = Arc::clone(&this);
+    c.set_error_callback(move |_e| in_callback.get().unwrap().stop().unwrap());
+    this.set(Arc::clone(&c)).ok().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || tx.send(c.start("127.0.0.1", 1).is_err()).unwrap());
+    assert_eq!(rx.recv_timeout(Duration::from_secs(10)), Ok(true));
+}
+
+/// `stop` from the connected callback: `start` closes what it opened and says so.
+#[test]
+fn stop_from_the_connected_callback_during_start() {
+    let server = server();
+    server.start(0).unwrap();
+    let port = server.local_addr().unwrap().port();
+    let c = client("quitter");
+    let this: Arc<OnceLock<Arc<dyn ProtocolClient>>> = Arc::default();
+    let in_callback = Arc::clone(&this);
+    c.set_connected_callback(move || in_callback.get().unwrap().stop().unwrap());
+    this.set(Arc::clone(&c)).ok().unwrap();
+    let result = c.start("127.0.0.1", port);
+    assert!(
+        matches!(result, Err(Error::StoppedWhileStarting)),
+        "{result:?}"
+    );
+    assert!(!c.is_connected());
+    assert!(!c.is_running());
+    server.stop().unwrap();
+}
+
+/// A session's id stays taken until its disconnection callbacks have run: a client that
+/// rejoins under the same name meanwhile gets another id, so a map of sessions by id (the
+/// tutorial's chat) never loses the live one. Two loops: "x" goes to loop 0, the first "bob"
+/// to loop 1 (whose disconnection callback is held), the second "bob" to loop 0.
+#[test]
+fn an_id_is_not_reused_before_its_leave_is_reported() {
+    let server = WebSocketFacade::create_server(&ServerConfig {
+        port: 9001,
+        path: "/chat".into(),
+        threads: 2,
+        ..Default::default()
+    })
+    .unwrap();
+    let events: Arc<Mutex<Vec<String>>> = Arc::default();
+    let (entered_tx, entered_rx) = mpsc::channel();
+    let (release_tx, release_rx) = mpsc::channel::<()>();
+    let held = Mutex::new(Some((entered_tx, release_rx)));
+    let log = Arc::clone(&events);
+    server.set_connection_callback(move |s| log.lock().unwrap().push(format!("join {}", s.id())));
+    let log = Arc::clone(&events);
+    server.set_disconnection_callback(move |id| {
+        if id == "bob" {
+            if let Some((entered, release)) = held.lock().unwrap().take() {
+                entered.send(()).unwrap();
+                let _ = release.recv_timeout(Duration::from_secs(10));
+            }
+        }
+        log.lock().unwrap().push(format!("leave {id}"));
+    });
+    server.start(0).unwrap();
+    let port = server.local_addr().unwrap().port();
+    let x = client("x");
+    x.start("127.0.0.1", port).unwrap();
+    let first_bob = client("bob");
+    first_bob.start("127.0.0.1", port).unwrap();
+    first_bob.stop().unwrap();
+    entered_rx.recv_timeout(Duration::from_secs(10)).unwrap();
+    let second_bob = client("bob");
+    second_bob.start("127.0.0.1", port).unwrap();
+    release_tx.send(()).unwrap();
+    second_bob.stop().unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while events.lock().unwrap().len() < 5 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(
+        *events.lock().unwrap(),
+        [
+            "join x",
+            "join bob",
+            "join bob#2",
+            "leave bob",
+            "leave bob#2"
+        ]
+    );
+    x.stop().unwrap();
+    server.stop().unwrap();
+}
+
+/// A receive callback that panics costs its own connection (closed with 1011, reported as a
+/// disconnection), not the server: the next client is served.
+#[test]
+fn a_panicking_callback_fails_only_its_connection() {
+    let server = WebSocketFacade::create_server(&ServerConfig {
+        port: 9001,
+        path: "/chat".into(),
+        threads: 1,
+        ..Default::default()
+    })
+    .unwrap();
+    let (left_tx, left_rx) = mpsc::channel();
+    let left_tx = Mutex::new(left_tx);
+    server
+        .as_websocket()
+        .unwrap()
+        .set_close_callback(move |id, code, _reason| {
+            left_tx.lock().unwrap().send((id.to_owned(), code)).unwrap()
+        });
+    let (got_tx, got_rx) = mpsc::channel();
+    let got_tx = Mutex::new(got_tx);
+    server.set_receive_callback(move |id, payload| {
+        if payload == b"boom" {
+            panic!("a bug in the application's callback");
+        }
+        got_tx.lock().unwrap().send(id.to_owned()).unwrap();
+    });
+    server.start(0).unwrap();
+    let port = server.local_addr().unwrap().port();
+    let a = client("a");
+    a.start("127.0.0.1", port).unwrap();
+    a.send(b"boom".to_vec()).unwrap();
+    assert_eq!(
+        left_rx.recv_timeout(Duration::from_secs(10)).unwrap(),
+        ("a".to_owned(), 1011)
+    );
+    let b = client("b");
+    b.start("127.0.0.1", port).unwrap();
+    b.send(b"fine".to_vec()).unwrap();
+    assert_eq!(got_rx.recv_timeout(Duration::from_secs(10)).unwrap(), "b");
+    assert!(server.is_running());
+    b.stop().unwrap();
+    server.stop().unwrap();
+}
+
+#[test]
+fn a_zero_server_ping_interval_is_refused() {
+    let result = WebSocketFacade::create_server(&ServerConfig {
+        port: 9001,
+        ping_interval: Some(Duration::ZERO),
+        ..Default::default()
+    });
+    assert!(
+        matches!(result, Err(Error::InvalidConfig(ConfigError::PingInterval))),
+        "{:?}",
+        result.err()
+    );
 }

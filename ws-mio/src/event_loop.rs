@@ -16,7 +16,7 @@ use ws_proto::{close, Connection, Event, State};
 
 use crate::client::ConnectRequest;
 use crate::config::BackpressurePolicy;
-use crate::handler::{Decision, Disconnect, DriverError, Handler, Message};
+use crate::handler::{Decision, Disconnect, DriverError, Handler, HttpResponse, Message};
 use crate::session::{Command, LoopHandle, Outgoing, Session, Shared};
 use crate::slab::{Key, Slab};
 use crate::timer::TimerHeap;
@@ -101,9 +101,18 @@ pub(crate) struct EventLoop {
     connections: Arc<AtomicUsize>,
     stop_deadline: Option<Instant>,
     again: Vec<Key>,
+    /// Timer entries due in this pass (reused storage).
+    due: Vec<(Instant, Key)>,
     dirty: Vec<Key>,
     local: Vec<Command>,
     had_connection: bool,
+}
+
+/// Runs a handler callback, catching a panic so that it takes down at most its own connection
+/// (failed with 1011 by the caller), never the loop with every other connection on it. The
+/// panic hook still prints the panic as usual.
+fn guarded<R>(callback: impl FnOnce() -> R) -> Option<R> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(callback)).ok()
 }
 
 impl EventLoop {
@@ -137,6 +146,7 @@ impl EventLoop {
             connections,
             stop_deadline: None,
             again: Vec::new(),
+            due: Vec::new(),
             dirty: Vec::new(),
             local: Vec::new(),
             had_connection: false,
@@ -161,7 +171,7 @@ impl EventLoop {
                 if e.kind() == io::ErrorKind::Interrupted {
                     continue;
                 }
-                self.handler.on_error(None, &DriverError::from(e));
+                guarded(|| self.handler.on_error(None, &DriverError::from(e)));
                 break;
             }
             let now = Instant::now();
@@ -184,7 +194,11 @@ impl EventLoop {
             for key in std::mem::take(&mut self.again) {
                 self.drive(key, true, false, true, now);
             }
-            while let Some((at, key)) = self.timers.pop_expired(now) {
+            // Take the due entries first: an update may reschedule its connection at `now`
+            // again, which must wait for the next pass instead of spinning in this one.
+            let mut due = std::mem::take(&mut self.due);
+            due.extend(std::iter::from_fn(|| self.timers.pop_expired(now)));
+            for (at, key) in due.drain(..) {
                 let Some(conn) = self.conns.get_mut(key) else {
                     continue;
                 };
@@ -193,6 +207,7 @@ impl EventLoop {
                     self.update(key, now);
                 }
             }
+            self.due = due;
             self.flush_dirty(now);
             if let Some(stop) = self.stop_deadline {
                 if self.conns.len() == 0 {
@@ -249,6 +264,9 @@ impl EventLoop {
                 self.mark_dirty(key);
             }
             Command::Broadcast(message) => {
+                self.handle
+                    .broadcast_queued
+                    .fetch_sub(message.wire_len(), Ordering::AcqRel);
                 let limit = self.config.protocol.max_buffered_output;
                 for key in self.conns.keys() {
                     let Some(conn) = self.conns.get_mut(key) else {
@@ -399,7 +417,7 @@ impl EventLoop {
                 Err(e) if e.kind() == io::ErrorKind::ConnectionAborted => continue,
                 Err(e) => {
                     // Out of file descriptors or similar: report and try again on the next event.
-                    self.handler.on_error(None, &DriverError::from(e));
+                    guarded(|| self.handler.on_error(None, &DriverError::from(e)));
                     return;
                 }
             };
@@ -433,7 +451,7 @@ impl EventLoop {
                 .register(&mut stream, Token(key.index), Interest::READABLE)
         {
             self.connections.fetch_sub(1, Ordering::AcqRel);
-            self.handler.on_error(None, &DriverError::from(e));
+            guarded(|| self.handler.on_error(None, &DriverError::from(e)));
             return;
         }
         let proto = Connection::server(self.config.protocol.clone(), now);
@@ -567,7 +585,7 @@ impl EventLoop {
         };
         let error = DriverError::from(error);
         if conn.error.is_none() {
-            self.handler.on_error(conn.session.as_ref(), &error);
+            guarded(|| self.handler.on_error(conn.session.as_ref(), &error));
             conn.error = Some(error);
         }
         conn.proto.receive_eof();
@@ -576,28 +594,41 @@ impl EventLoop {
     }
 
     /// Delivers the connection's events to the handler, applying what each callback sent
-    /// before taking the next event.
+    /// before taking the next event. A callback that panics fails its connection with 1011.
     fn dispatch(&mut self, key: Key, now: Instant) {
         while let Some(conn) = self.conns.get_mut(key) {
             let Some(event) = conn.proto.poll_event() else {
                 break;
             };
             let handler = &self.handler;
-            match event {
+            // `None` when the callback panicked.
+            let returned = match event {
                 Event::Request(request) => {
-                    let _ = match handler.on_request(&request, conn.peer) {
+                    let decision = guarded(|| handler.on_request(&request, conn.peer))
+                        .unwrap_or_else(|| Decision::Reject {
+                            status: 500,
+                            body: String::new(),
+                        });
+                    let _ = match decision {
                         Decision::Accept(accept) => conn.proto.accept(accept),
                         Decision::Reject { status, body } => conn
                             .proto
                             .reject(status, &body)
                             .or_else(|_| conn.proto.reject(500, &body)),
                     };
+                    Some(())
                 }
                 Event::HttpRequest(request) => {
-                    let response = handler.on_http_request(&request, conn.peer);
+                    let response = guarded(|| handler.on_http_request(&request, conn.peer))
+                        .unwrap_or_else(|| HttpResponse {
+                            status: 500,
+                            content_type: "text/plain; charset=utf-8".into(),
+                            body: Vec::new(),
+                        });
                     let _ =
                         conn.proto
                             .respond(response.status, &response.content_type, &response.body);
+                    Some(())
                 }
                 Event::Open(negotiated) => {
                     let session = Session {
@@ -614,45 +645,47 @@ impl EventLoop {
                         }),
                     };
                     conn.session = Some(session.clone());
-                    handler.on_open(&session);
+                    let returned = guarded(|| handler.on_open(&session));
                     if let Some(notify) = conn.notify.take() {
                         let _ = notify.send(Ok(session));
                     }
+                    returned
                 }
-                Event::Text(text) => {
-                    if let Some(s) = &conn.session {
-                        handler.on_message(s, Message::Text(text));
-                    }
-                }
-                Event::Binary(data) => {
-                    if let Some(s) = &conn.session {
-                        handler.on_message(s, Message::Binary(data));
-                    }
-                }
-                Event::Ping(payload) => {
-                    if let Some(s) = &conn.session {
-                        handler.on_ping(s, &payload);
-                    }
-                }
-                Event::Pong(payload) => {
-                    if let Some(s) = &conn.session {
-                        handler.on_pong(s, &payload);
-                    }
-                }
+                Event::Text(text) => conn.session.as_ref().map_or(Some(()), |s| {
+                    guarded(|| handler.on_message(s, Message::Text(text)))
+                }),
+                Event::Binary(data) => conn.session.as_ref().map_or(Some(()), |s| {
+                    guarded(|| handler.on_message(s, Message::Binary(data)))
+                }),
+                Event::Ping(payload) => conn
+                    .session
+                    .as_ref()
+                    .map_or(Some(()), |s| guarded(|| handler.on_ping(s, &payload))),
+                Event::Pong(payload) => conn
+                    .session
+                    .as_ref()
+                    .map_or(Some(()), |s| guarded(|| handler.on_pong(s, &payload))),
                 Event::Close(_) => {
                     if let Some(s) = &conn.session {
                         s.shared.open.store(false, Ordering::Release);
                     }
+                    Some(())
                 }
                 Event::Error(error) if conn.error.is_none() => {
                     // A peer vanishing is reported by on_close (1006), not as an error.
                     if error != ws_proto::Error::ConnectionReset {
-                        handler
-                            .on_error(conn.session.as_ref(), &DriverError::Protocol(error.clone()));
+                        let reported = DriverError::Protocol(error.clone());
+                        guarded(|| handler.on_error(conn.session.as_ref(), &reported));
                     }
                     conn.error = Some(DriverError::Protocol(error));
+                    Some(())
                 }
-                _ => {}
+                _ => Some(()),
+            };
+            if returned.is_none() && conn.error.is_none() {
+                conn.error = Some(DriverError::HandlerPanicked);
+                let _ = conn.proto.fail(close::INTERNAL_ERROR);
+                guarded(|| handler.on_error(conn.session.as_ref(), &DriverError::HandlerPanicked));
             }
             // What the callback sent goes to the connection before the next event is taken:
             // a reply to a message must precede a failure that follows the message.
@@ -751,7 +784,7 @@ impl EventLoop {
                 reason: status.map(|s| s.reason.clone()).unwrap_or_default(),
                 error: conn.error.take(),
             };
-            self.handler.on_close(session, &disconnect);
+            guarded(|| self.handler.on_close(session, &disconnect));
         } else if let Some(notify) = conn.notify.take() {
             let error = conn.error.take().unwrap_or(DriverError::ConnectTimeout);
             let _ = notify.send(Err(error));

@@ -89,6 +89,9 @@ pub enum DriverError {
     Shutdown,
     /// A slow consumer was closed by the backpressure policy.
     SlowConsumer,
+    /// A handler callback panicked: its connection was failed with 1011 (the loop and its
+    /// other connections go on).
+    HandlerPanicked,
 }
 
 impl fmt::Display for DriverError {
@@ -99,6 +102,7 @@ impl fmt::Display for DriverError {
             DriverError::ConnectTimeout => f.write_str("connect timed out"),
             DriverError::Shutdown => f.write_str("server shut down"),
             DriverError::SlowConsumer => f.write_str("closed as a slow consumer"),
+            DriverError::HandlerPanicked => f.write_str("a handler callback panicked"),
         }
     }
 }
@@ -138,6 +142,10 @@ pub struct Disconnect {
 /// Every connection whose handshake completes gets exactly one [`on_open`](Self::on_open) and,
 /// later, exactly one [`on_close`](Self::on_close), whatever the way it ends. A connection
 /// that fails during the handshake gets neither, only [`on_error`](Self::on_error).
+///
+/// A callback that panics costs its own connection only: it is failed with 1011 and its
+/// `on_close` carries [`DriverError::HandlerPanicked`] (a panicking `on_request` or
+/// `on_http_request` is answered with 500). The loop and its other connections go on.
 ///
 /// ```
 /// use ws_mio::{Handler, Message, Session};

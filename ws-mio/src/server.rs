@@ -7,7 +7,7 @@ use std::sync::{mpsc, Arc, Mutex};
 use std::thread::JoinHandle;
 
 use mio::{Poll, Waker};
-use ws_proto::{close, PreparedMessage};
+use ws_proto::{close, PreparedMessage, SendError};
 
 use crate::config::ServerConfig;
 use crate::event_loop::{EventLoop, Listener, LoopConfig, WAKER};
@@ -44,6 +44,8 @@ pub struct Server {
     loops: Vec<Arc<LoopHandle>>,
     threads: Mutex<Vec<JoinHandle<()>>>,
     connections: Arc<AtomicUsize>,
+    /// Bytes of broadcasts one loop may have queued and not yet applied.
+    broadcast_limit: usize,
 }
 
 impl Server {
@@ -60,6 +62,7 @@ impl Server {
             0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
             n => n,
         };
+        let broadcast_limit = config.protocol.max_buffered_output;
         let loop_config = Arc::new(LoopConfig {
             protocol: config.protocol,
             backpressure: config.backpressure,
@@ -106,6 +109,7 @@ impl Server {
             loops,
             threads: Mutex::new(handles),
             connections,
+            broadcast_limit,
         })
     }
 
@@ -122,9 +126,29 @@ impl Server {
     /// Sends `message` to every open connection of every loop. The frame is encoded once and
     /// its bytes shared; connections over their buffer limit are skipped (or closed, with
     /// [`BackpressurePolicy::Close`](crate::BackpressurePolicy::Close)).
-    pub fn broadcast(&self, message: &PreparedMessage) {
+    ///
+    /// Broadcasts wait in each loop's command queue until the loop applies them. A loop whose
+    /// queued broadcasts already hold [`ws_proto::Config::max_buffered_output`] bytes (a loop
+    /// kept busy by a long callback, say) does not take this one: its connections miss it and
+    /// the call returns [`SendError::BufferFull`]. The other loops' connections still get it.
+    pub fn broadcast(&self, message: &PreparedMessage) -> Result<(), SendError> {
+        let len = message.wire_len();
+        let mut refused = None;
         for handle in &self.loops {
-            handle.submit(Command::Broadcast(message.clone()));
+            let queued = handle.broadcast_queued.fetch_add(len, Ordering::AcqRel);
+            if queued > 0 && queued + len > self.broadcast_limit {
+                handle.broadcast_queued.fetch_sub(len, Ordering::AcqRel);
+                refused = Some(queued);
+            } else if !handle.submit(Command::Broadcast(message.clone())) {
+                handle.broadcast_queued.fetch_sub(len, Ordering::AcqRel);
+            }
+        }
+        match refused {
+            Some(buffered) => Err(SendError::BufferFull {
+                buffered,
+                limit: self.broadcast_limit,
+            }),
+            None => Ok(()),
         }
     }
 

@@ -66,6 +66,10 @@ pub(crate) struct LoopHandle {
     pub(crate) id: usize,
     tx: mpsc::Sender<Command>,
     waker: mio::Waker,
+    /// Wire bytes of the broadcasts posted to this loop and not yet applied by it: bounded by
+    /// [`Server::broadcast`](crate::Server::broadcast), so a busy loop cannot make the command
+    /// queue grow without bound.
+    pub(crate) broadcast_queued: AtomicUsize,
 }
 
 thread_local! {
@@ -75,7 +79,12 @@ thread_local! {
 
 impl LoopHandle {
     pub(crate) fn new(id: usize, tx: mpsc::Sender<Command>, waker: mio::Waker) -> Self {
-        LoopHandle { id, tx, waker }
+        LoopHandle {
+            id,
+            tx,
+            waker,
+            broadcast_queued: AtomicUsize::new(0),
+        }
     }
 
     /// Posts a command; false if the loop is gone.
@@ -213,12 +222,11 @@ impl Session {
             return Err(SendError::Closed);
         }
         let len = outgoing.len();
-        let is_data = matches!(
-            outgoing,
-            Outgoing::Text(_) | Outgoing::Binary(_) | Outgoing::Prepared(_)
-        );
+        // Everything but the closing is bounded, pings included: a peer that does not read
+        // must not make pings pile up either.
+        let limited = !matches!(outgoing, Outgoing::Close(..) | Outgoing::Fail(_));
         let pending = self.buffered_amount();
-        if is_data && pending > 0 && pending + len > self.shared.limit {
+        if limited && pending > 0 && pending + len > self.shared.limit {
             if let BackpressurePolicy::Close(code) = self.shared.policy {
                 self.shared
                     .handle

@@ -187,3 +187,88 @@ fn a_slow_consumer_does_not_stall_other_connections() {
         assert_eq!(fast.read_message().unwrap(), (OP_BINARY, vec![i; 1000]));
     }
 }
+
+/// Pings count against the same limit as data: once the buffer is full, `ping` is refused too,
+/// so pings to a peer that does not read cannot pile up.
+#[test]
+fn pings_are_refused_once_the_buffer_is_full() {
+    let (server, probe) = server(BackpressurePolicy::Error);
+    let _peer = RawClient::connect(server.local_addr(), "/").unwrap(); // never reads
+    let session = probe.opened();
+    send_until_refused(&session);
+    let bound = LIMIT + MESSAGE + 14;
+    let mut refused = 0;
+    for _ in 0..10_000 {
+        match session.ping(vec![7; 125]) {
+            Ok(()) => {}
+            Err(SendError::BufferFull { .. }) => refused += 1,
+            Err(other) => panic!("{other:?}"),
+        }
+        let buffered = session.buffered_amount();
+        assert!(
+            buffered <= bound,
+            "{buffered} bytes buffered (bound {bound})"
+        );
+    }
+    // A few may fit as the loop moves bytes into the socket's buffer; not 10 000.
+    assert!(refused > 9_000, "only {refused} of 10 000 pings refused");
+    server.stop();
+}
+
+/// A handler that holds its loop on the message "block" until released.
+struct Blocking {
+    entered: std::sync::Mutex<std::sync::mpsc::Sender<()>>,
+    release: std::sync::Mutex<std::sync::mpsc::Receiver<()>>,
+}
+
+impl ws_mio::Handler for Blocking {
+    fn on_message(&self, _session: &Session, message: ws_mio::Message) {
+        if message.as_bytes() == b"block" {
+            self.entered.lock().unwrap().send(()).unwrap();
+            let _ = self.release.lock().unwrap().recv_timeout(WAIT);
+        }
+    }
+}
+
+/// Broadcasts wait in the loop's command queue until the loop applies them: while a callback
+/// holds the loop, at most a buffer's worth is queued and the rest is refused, so memory stays
+/// bounded however often the application broadcasts.
+#[test]
+fn broadcasts_to_a_busy_loop_are_bounded() {
+    let (entered_tx, entered_rx) = std::sync::mpsc::channel();
+    let (release_tx, release_rx) = std::sync::mpsc::channel();
+    let mut config = ServerConfig {
+        threads: 1,
+        ..ServerConfig::default()
+    };
+    config.protocol.max_buffered_output = LIMIT;
+    let handler = Blocking {
+        entered: entered_tx.into(),
+        release: release_rx.into(),
+    };
+    let server = Server::bind("127.0.0.1:0", config, handler).unwrap();
+    let mut peer = RawClient::connect(server.local_addr(), "/").unwrap();
+    peer.send_frame(true, common::OP_TEXT, b"block").unwrap();
+    entered_rx.recv_timeout(WAIT).unwrap();
+    let message = ws_mio::PreparedMessage::binary(vec![1; MESSAGE]);
+    let mut accepted = 0;
+    for _ in 0..1_000 {
+        match server.broadcast(&message) {
+            Ok(()) => accepted += 1,
+            Err(SendError::BufferFull { limit, .. }) => assert_eq!(limit, LIMIT),
+            Err(other) => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(accepted, LIMIT / message.wire_len());
+    release_tx.send(()).unwrap();
+    // The loop applies what it queued: the peer gets those broadcasts, and later ones are
+    // taken again.
+    for _ in 0..accepted {
+        let frame = peer.read_frame().unwrap();
+        assert_eq!((frame.opcode, frame.payload.len()), (OP_BINARY, MESSAGE));
+    }
+    assert!(common::eventually(WAIT, || server
+        .broadcast(&message)
+        .is_ok()));
+    server.stop();
+}

@@ -42,7 +42,8 @@ pub struct Config {
     pub handshake_timeout: Option<Duration>,
     /// Time allowed for the closing handshake and the TCP close after it. Default 10 s.
     pub close_timeout: Duration,
-    /// Send a keepalive ping this often once open. Default `None` (no keepalive).
+    /// Send a keepalive ping this often once open. Default `None` (no keepalive); a zero
+    /// interval also means no keepalive.
     pub ping_interval: Option<Duration>,
     /// Fail the connection (1011) when a keepalive ping is not answered within this. Default 20 s.
     pub ping_timeout: Duration,

@@ -589,7 +589,7 @@ impl Connection {
         self.handshake = Handshake::Done;
         self.state = State::Open;
         self.timers.handshake = None;
-        self.timers.arm_ping = self.config.ping_interval.is_some();
+        self.timers.arm_ping = self.keepalive_interval().is_some();
         self.events.push_back(Event::Open(Box::new(negotiated)));
     }
 
@@ -1337,6 +1337,12 @@ impl Connection {
         .min()
     }
 
+    /// The keepalive ping interval, if keepalive is on (a zero interval is off: it would
+    /// leave a deadline that is always due).
+    fn keepalive_interval(&self) -> Option<Duration> {
+        self.config.ping_interval.filter(|i| !i.is_zero())
+    }
+
     /// Tells the connection the time. Call it after every batch of input or commands (it starts
     /// the timers those may have requested) and whenever [`poll_timeout`](Self::poll_timeout)
     /// is reached. Expired timers send keepalive pings or end the connection.
@@ -1354,7 +1360,7 @@ impl Connection {
         // Keepalive only while open: a close queued before this first call must not leave a
         // ping deadline behind that nothing would ever consume.
         if std::mem::take(&mut self.timers.arm_ping) && self.state == State::Open {
-            self.timers.next_ping = self.config.ping_interval.and_then(|i| now.checked_add(i));
+            self.timers.next_ping = self.keepalive_interval().and_then(|i| now.checked_add(i));
         }
         if self.timers.handshake.is_some_and(|t| now >= t) {
             self.timers.handshake = None;
@@ -1387,8 +1393,7 @@ impl Connection {
             return;
         }
         if self.state == State::Open && self.timers.next_ping.is_some_and(|t| now >= t) {
-            let interval = self.config.ping_interval.unwrap_or(Duration::from_secs(20));
-            self.timers.next_ping = now.checked_add(interval);
+            self.timers.next_ping = self.keepalive_interval().and_then(|i| now.checked_add(i));
             if self.ping_payload.is_none() {
                 let mut payload = [0u8; 4];
                 rand::rng().fill_bytes(&mut payload);

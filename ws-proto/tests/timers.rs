@@ -243,6 +243,24 @@ mod keepalive {
         }
     }
 
+    /// A zero interval is no keepalive: a deadline of "now + 0" would always be due, and a
+    /// driver sleeping until `poll_timeout` would spin.
+    #[test]
+    fn a_zero_interval_means_no_keepalive() {
+        for role in ROLES {
+            let config = Config {
+                ping_interval: Some(Duration::ZERO),
+                ..Config::default()
+            };
+            let mut conn = open(role, config);
+            conn.handle_timeout(t0());
+            assert_eq!(conn.poll_timeout(), None, "{role:?}");
+            conn.handle_timeout(t0() + secs(60));
+            assert_eq!(drain(&mut conn), b"", "{role:?}: no ping");
+            assert_eq!(conn.poll_timeout(), None, "{role:?}");
+        }
+    }
+
     /// A close queued before the connection first learns the time (right after `accept`, or
     /// with the peer's close in the read that opened it) starts no keepalive: no ping deadline
     /// is left behind that nothing would consume, which would make `poll_timeout` stay in the
