@@ -27,6 +27,8 @@ const LISTENER: Token = Token(usize::MAX - 1);
 const MAX_READS_PER_TURN: usize = 16;
 /// Slices per vectored write.
 const MAX_IOV: usize = 64;
+/// How long to wait before accepting again after `accept` failed for want of resources.
+const ACCEPT_RETRY: Duration = Duration::from_millis(100);
 /// Whether mio's selector here is edge-triggered epoll or kqueue, where a read that does not
 /// fill the buffer proves the socket was drained, and data arriving later raises a new event:
 /// reading on until `WouldBlock` would only cost one more syscall per wake-up.
@@ -103,6 +105,9 @@ pub(crate) struct EventLoop {
     again: Vec<Key>,
     /// Timer entries due in this pass (reused storage).
     due: Vec<(Instant, Key)>,
+    /// When to try `accept` again after it failed for want of resources (file descriptors):
+    /// the connections waiting in the backlog raise no new event of their own.
+    accept_retry: Option<Instant>,
     dirty: Vec<Key>,
     local: Vec<Command>,
     had_connection: bool,
@@ -147,6 +152,7 @@ impl EventLoop {
             stop_deadline: None,
             again: Vec::new(),
             due: Vec::new(),
+            accept_retry: None,
             dirty: Vec::new(),
             local: Vec::new(),
             had_connection: false,
@@ -159,8 +165,11 @@ impl EventLoop {
         loop {
             let now = Instant::now();
             let mut deadline = self.timers.next_deadline();
-            if let Some(stop) = self.stop_deadline {
-                deadline = Some(deadline.map_or(stop, |d| d.min(stop)));
+            for other in [self.stop_deadline, self.accept_retry]
+                .into_iter()
+                .flatten()
+            {
+                deadline = Some(deadline.map_or(other, |d| d.min(other)));
             }
             let timeout = if self.again.is_empty() {
                 deadline.map(|d| d.saturating_duration_since(now))
@@ -193,6 +202,10 @@ impl EventLoop {
             }
             for key in std::mem::take(&mut self.again) {
                 self.drive(key, true, false, true, now);
+            }
+            if self.accept_retry.is_some_and(|at| now >= at) {
+                self.accept_retry = None;
+                self.accept(now);
             }
             // Take the due entries first: an update may reschedule its connection at `now`
             // again, which must wait for the next pass instead of spinning in this one.
@@ -416,8 +429,11 @@ impl EventLoop {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) if e.kind() == io::ErrorKind::ConnectionAborted => continue,
                 Err(e) => {
-                    // Out of file descriptors or similar: report and try again on the next event.
+                    // Out of file descriptors or similar: report, and try again shortly (the
+                    // edge-triggered listener may raise no event for connections already
+                    // waiting).
                     guarded(|| self.handler.on_error(None, &DriverError::from(e)));
+                    self.accept_retry = Some(now + ACCEPT_RETRY);
                     return;
                 }
             };
