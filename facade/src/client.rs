@@ -28,6 +28,8 @@ struct Inner {
     /// The open connection's session, from its opening (before the connected callback runs,
     /// so that the callback can send) until its end.
     session: Mutex<Option<ws_mio::Session>>,
+    /// Errors the driver reported to the error callback, so far.
+    errors_reported: AtomicU64,
 }
 
 impl Inner {
@@ -76,6 +78,7 @@ impl WsClient {
                 running: Mutex::new(false),
                 ended: Condvar::new(),
                 session: Mutex::new(None),
+                errors_reported: AtomicU64::new(0),
             }),
             client: Mutex::new(None),
             starting: Mutex::new(()),
@@ -142,6 +145,7 @@ impl Handler for Bridge {
     }
 
     fn on_error(&self, _session: Option<&ws_mio::Session>, error: &DriverError) {
+        self.0.errors_reported.fetch_add(1, Ordering::AcqRel);
         if let Some(cb) = self.0.callbacks().error {
             cb(&Error::Connection(error.clone()));
         }
@@ -157,6 +161,7 @@ impl ProtocolClient for WsClient {
         }
         drop(running);
         let stops = self.stops.load(Ordering::Acquire);
+        let reported = self.inner.errors_reported.load(Ordering::Acquire);
         let url = WsUrl {
             host: host.to_owned(),
             port,
@@ -170,8 +175,22 @@ impl ProtocolClient for WsClient {
         };
         // No lock held while connecting: the connected and error callbacks run meanwhile.
         let client =
-            ws_mio::Client::connect_url(&url, driver_config, Bridge(Arc::clone(&self.inner)))
-                .map_err(|e| Error::Connect(Arc::new(e)))?;
+            match ws_mio::Client::connect_url(&url, driver_config, Bridge(Arc::clone(&self.inner)))
+            {
+                Ok(client) => client,
+                Err(e) => {
+                    let error = Error::Connect(Arc::new(e));
+                    // Every failed start reaches the error callback once: the driver reports
+                    // what fails on its loop (refused, handshake), not a host that does not
+                    // resolve or a connect that timed out before the loop answered.
+                    if self.inner.errors_reported.load(Ordering::Acquire) == reported {
+                        if let Some(cb) = self.inner.callbacks().error {
+                            cb(&error);
+                        }
+                    }
+                    return Err(error);
+                }
+            };
         if self.stops.load(Ordering::Acquire) != stops {
             // `stop` was called (by a callback, or another thread) while this start connected.
             client.stop();

@@ -332,3 +332,22 @@ fn a_zero_server_ping_interval_is_refused() {
         result.err()
     );
 }
+
+/// A host that does not resolve fails `start` and reaches the error callback, once, like any
+/// other failed start.
+#[test]
+fn an_unresolvable_host_reports_the_error_once() {
+    let c = client("lost");
+    let errors = Arc::new(Mutex::new(Vec::new()));
+    let seen = Arc::clone(&errors);
+    c.set_error_callback(move |e| seen.lock().unwrap().push(e.to_string()));
+    let result = c.start("no-such-host.invalid", 9001);
+    let Err(Error::Connect(error)) = &result else {
+        panic!("{result:?}");
+    };
+    assert!(
+        matches!(**error, ws_mio::ConnectError::Resolve(_)),
+        "{error}"
+    );
+    assert_eq!(*errors.lock().unwrap(), [error.to_string()]);
+}
