@@ -109,10 +109,12 @@ fn main() {
     .expect("server config");
     let sizes = Arc::new(Mutex::new(Vec::new()));
     let seen = Arc::clone(&sizes);
-    let echo = Arc::clone(&server);
+    // A Weak: the server holding a callback that holds the server would be a cycle.
+    let echo = Arc::downgrade(&server);
     server.set_receive_callback(move |id, payload| {
         seen.lock().unwrap().push(payload.len());
-        if let Some(session) = echo.as_websocket().and_then(|ws| ws.session(id)) {
+        let server = echo.upgrade();
+        if let Some(session) = server.and_then(|s| s.as_websocket()?.session(id)) {
             let _ = session.send(payload.to_vec());
         }
     });

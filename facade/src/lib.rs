@@ -15,9 +15,11 @@
 //! let server = WebSocketFacade::create_server(&ServerConfig {
 //!     port: 9001, path: "/chat".into(), server_id: "chat-server".into(), ..Default::default()
 //! }).unwrap();
-//! let echo = server.clone();
+//! // A callback holding the server itself would keep it alive through the cycle: hold a Weak.
+//! let echo = std::sync::Arc::downgrade(&server);
 //! server.set_receive_callback(move |sender_id, payload| {
-//!     let session = echo.as_websocket().unwrap().session(sender_id).unwrap();
+//!     let Some(server) = echo.upgrade() else { return };
+//!     let session = server.as_websocket().unwrap().session(sender_id).unwrap();
 //!     let _ = session.send(payload.to_vec());
 //! });
 //! server.start(0).unwrap(); // port 0: any free port (the examples use 9001)
