@@ -132,7 +132,11 @@ impl Client {
             notify,
         })));
         let result = outcome
-            .recv_timeout(config.connect_timeout + Duration::from_secs(1))
+            .recv_timeout(
+                config
+                    .connect_timeout
+                    .saturating_add(Duration::from_secs(1)),
+            )
             .unwrap_or(Err(DriverError::ConnectTimeout));
         match result {
             Ok(session) => Ok(Client {

@@ -394,7 +394,9 @@ impl EventLoop {
         if self.stop_deadline.is_some() {
             return;
         }
-        self.stop_deadline = Some(now + self.config.stop_timeout);
+        // A timeout too large for `Instant` waits as long as the closing handshakes take.
+        let far = now + Duration::from_secs(100 * 365 * 24 * 3600);
+        self.stop_deadline = Some(now.checked_add(self.config.stop_timeout).unwrap_or(far));
         if let Some(mut l) = self.listener.take() {
             let _ = self.poll.registry().deregister(&mut l.listener);
         }

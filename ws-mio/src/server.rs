@@ -156,12 +156,14 @@ impl Server {
     /// given up to [`ServerConfig::stop_timeout`] to finish its closing handshake, then the
     /// threads are joined. Every open connection gets its `on_close`. Idempotent; also run on
     /// drop. Called from a handler callback (on a loop thread), it starts the same shutdown
-    /// but returns without waiting, since a loop cannot wait for itself.
+    /// but returns without waiting, since a loop cannot wait for itself; a later `stop` from
+    /// another thread (or the drop) then waits for it.
     pub fn stop(&self) {
-        let threads = std::mem::take(&mut *self.threads.lock().unwrap_or_else(|e| e.into_inner()));
+        let mut threads = self.threads.lock().unwrap_or_else(|e| e.into_inner());
         if threads.is_empty() {
             return;
         }
+        // Idempotent in the loops: a second shutdown command changes nothing.
         for handle in &self.loops {
             handle.submit(Command::Shutdown(close::GOING_AWAY));
         }
@@ -169,7 +171,10 @@ impl Server {
         if threads.iter().any(|t| t.thread().id() == current) {
             return;
         }
-        for thread in threads {
+        // Joined without the lock held: a callback calling `stop` meanwhile must not block.
+        let taken = std::mem::take(&mut *threads);
+        drop(threads);
+        for thread in taken {
             let _ = thread.join();
         }
     }

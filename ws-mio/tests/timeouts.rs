@@ -1,5 +1,6 @@
 //! Timers seen from outside: a handshake that never completes (slowloris), a peer that stops
-//! answering pings, and `Server::stop` with connections still open.
+//! answering pings, and `Server::stop` with connections still open (also after a stop from a
+//! callback).
 
 mod common;
 
@@ -203,4 +204,51 @@ fn stop_closes_every_open_connection_exactly_once_within_its_timeout() {
         assert!(!session.is_open());
     }
     drop(dead);
+}
+
+/// A handler that stops its server from a callback, on the message "stop".
+struct StopOnMessage(std::sync::OnceLock<std::sync::Arc<Server>>, Recorder);
+
+impl ws_mio::Handler for StopOnMessage {
+    fn on_open(&self, session: &ws_mio::Session) {
+        self.1.on_open(session);
+    }
+    fn on_message(&self, _session: &ws_mio::Session, message: ws_mio::Message) {
+        if message.as_bytes() == b"stop" {
+            self.0.get().unwrap().stop(); // on a loop thread: starts the shutdown, returns
+        }
+    }
+    fn on_close(&self, session: &ws_mio::Session, disconnect: &ws_mio::Disconnect) {
+        self.1.on_close(session, disconnect);
+    }
+}
+
+/// `stop` from a callback returns at once; a later `stop` from another thread waits for the
+/// shutdown it started: when it returns, every connection has had its `on_close` and the
+/// port is free again.
+#[test]
+fn stop_after_a_stop_from_a_callback_waits_for_the_loops() {
+    let (recorder, probe) = Recorder::new(false);
+    let config = ServerConfig {
+        threads: 2,
+        stop_timeout: Duration::from_millis(500),
+        ..ServerConfig::default()
+    };
+    let handler = std::sync::Arc::new(StopOnMessage(std::sync::OnceLock::new(), recorder));
+    let server = std::sync::Arc::new(
+        Server::bind("127.0.0.1:0", config, std::sync::Arc::clone(&handler)).unwrap(),
+    );
+    handler.0.set(std::sync::Arc::clone(&server)).unwrap();
+    let addr = server.local_addr();
+    let mut stopper = RawClient::connect(addr, "/").unwrap();
+    let _dead = RawClient::connect(addr, "/").unwrap(); // never answers the close: 500 ms
+    probe.opened();
+    probe.opened();
+    stopper.send_frame(true, common::OP_TEXT, b"stop").unwrap();
+    // The stop from the callback has begun once the server's close frame arrives.
+    assert_eq!(stopper.read_message().unwrap().0, OP_CLOSE);
+    server.stop();
+    assert_eq!(server.connection_count(), 0);
+    assert_eq!(probe.tally().closes.len(), 2);
+    drop(std::net::TcpListener::bind(addr).expect("the port is free once stop returns"));
 }
