@@ -719,7 +719,8 @@ impl Connection {
             match &mut self.rx {
                 Rx::Discard => return,
                 Rx::Header { buf, len } => {
-                    let decoded = if *len == 0 {
+                    let between_frames = *len == 0;
+                    let decoded = if between_frames {
                         FrameHeader::decode(data)
                     } else {
                         let old = *len;
@@ -731,6 +732,12 @@ impl Connection {
                     match decoded {
                         Ok(Some((header, used))) => {
                             data = &data[used..];
+                            if between_frames {
+                                if let Some(rest) = self.receive_whole_message(header, data) {
+                                    data = rest;
+                                    continue;
+                                }
+                            }
                             if let Err(e) = self.start_frame(header) {
                                 return self.fail_with(Error::Protocol(e));
                             }
@@ -785,6 +792,46 @@ impl Connection {
                 }
             }
         }
+    }
+
+    /// The common case, in one step: an unfragmented data frame whose whole payload is in
+    /// `data`, with no message in progress and no RSV bit, that passes every check of
+    /// [`start_frame`](Self::start_frame). Its message is queued and the input after it
+    /// returned. `None` leaves the frame to the general path, which checks it again and reports
+    /// what fails (invalid UTF-8 included); nothing has changed then.
+    fn receive_whole_message<'a>(
+        &mut self,
+        header: FrameHeader,
+        data: &'a [u8],
+    ) -> Option<&'a [u8]> {
+        let len = usize::try_from(header.payload_len).ok()?;
+        let plain = header.fin
+            && header.rsv == 0
+            && matches!(header.opcode, OpCode::Text | OpCode::Binary)
+            && self.message.is_none()
+            && header.mask.is_some() == (self.role == Role::Server)
+            && len <= self.config.max_frame_size
+            && len <= self.config.max_message_size
+            && len <= data.len();
+        if !plain {
+            return None;
+        }
+        let (payload, rest) = data.split_at(len);
+        let mut buf = Vec::with_capacity(len);
+        match header.mask {
+            Some(key) => {
+                extend_masked(&mut buf, payload, key, 0);
+            }
+            None => buf.extend_from_slice(payload),
+        }
+        let event = if header.opcode == OpCode::Text {
+            // The whole text is here: validating it at once fails as early as fail-fast can.
+            Event::Text(String::from_utf8(buf).ok()?)
+        } else {
+            Event::Binary(buf)
+        };
+        self.events.push_back(event);
+        Some(rest)
     }
 
     /// Checks a header against §5 and the limits, and prepares to stream its payload.
