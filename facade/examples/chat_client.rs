@@ -1,10 +1,15 @@
 //! Tutorial 2: a chat client that posts a few messages and prints what it receives.
 //!
 //! ```text
-//! cargo run --release --example chat_client -- bob [--host 127.0.0.1] [--port 9001]
+//! cargo run --release --example chat_client -- bob [--host 127.0.0.1] [--port 9001] [--expect N]
 //! ```
+//!
+//! It leaves 500 ms after its last line; with `--expect N`, once it has received N messages
+//! instead (but after 10 s at most).
 
-use std::time::Duration;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use facade::{ClientConfig, WebSocketFacade};
 
@@ -12,14 +17,16 @@ fn main() {
     let mut nick = "alice".to_owned();
     let mut host = "127.0.0.1".to_owned();
     let mut port: u16 = 9001;
+    let mut expect: Option<usize> = None;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--host" => host = args.next().unwrap_or(host),
             "--port" => port = args.next().and_then(|p| p.parse().ok()).unwrap_or(port),
+            "--expect" => expect = args.next().and_then(|n| n.parse().ok()),
             other if !other.starts_with("--") => nick = other.to_owned(),
             _ => {
-                eprintln!("usage: chat_client [NICK] [--host HOST] [--port PORT]");
+                eprintln!("usage: chat_client [NICK] [--host HOST] [--port PORT] [--expect N]");
                 std::process::exit(2);
             }
         }
@@ -39,8 +46,11 @@ fn main() {
     };
 
     let me = nick.clone();
+    let received = Arc::new(AtomicUsize::new(0));
+    let count = Arc::clone(&received);
     client.set_receive_callback(move |data| {
         println!("[{me}] {}", String::from_utf8_lossy(data));
+        count.fetch_add(1, Ordering::Relaxed);
     });
     let me = nick.clone();
     client.set_error_callback(move |error| eprintln!("[{me}] error: {error}"));
@@ -57,6 +67,14 @@ fn main() {
         }
         std::thread::sleep(Duration::from_millis(300));
     }
-    std::thread::sleep(Duration::from_millis(500));
+    match expect {
+        None => std::thread::sleep(Duration::from_millis(500)),
+        Some(n) => {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while received.load(Ordering::Relaxed) < n && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+    }
     let _ = client.stop();
 }

@@ -255,13 +255,19 @@ fn an_id_is_not_reused_before_its_leave_is_reported() {
     let second_bob = client("bob");
     second_bob.start("127.0.0.1", port).unwrap();
     release_tx.send(()).unwrap();
+    // Each leave in turn: the two loops would otherwise race to log theirs.
+    let logged = |n: usize| {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while events.lock().unwrap().len() < n && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    };
+    logged(4);
     second_bob.stop().unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while events.lock().unwrap().len() < 5 && std::time::Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    logged(5);
+    let events = events.lock().unwrap().clone();
     assert_eq!(
-        *events.lock().unwrap(),
+        events,
         [
             "join x",
             "join bob",

@@ -366,6 +366,12 @@ mod tests {
                 Command::new("sh").args(["-c", "echo only; echo oops >&2; sleep 5"]),
             )
             .with_grace(Duration::ZERO);
+            // Both outputs first (bounded waits), so that only "never" can be missing.
+            peer.line_where(Duration::from_secs(10), |l| l == "only");
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
+            while !peer.stderr().contains("oops") && std::time::Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(10));
+            }
             peer.line_where(Duration::from_millis(300), |l| l == "never")
         });
         let message = result.expect_err("must fail");

@@ -111,14 +111,21 @@ fn chat_page_in_chromium_and_chat_client_see_every_message_once() {
     assert_eq!(browser.next_line(WAIT), "typed cat");
 
     // The chat_client joins; it posts its three messages 200 ms after connecting, 300 ms
-    // apart, and stays about 1.6 s in all: the pages submit their forms as soon as it joined.
+    // apart, and stays until it has received its own three and the pages' two (`--expect 5`,
+    // at most 10 s): the pages submit their forms as soon as it joined.
     let mut dan = Peer::spawn(
         "chat_client dan",
-        Command::new(examples.join("chat_client")).args(["dan", "--port", &port.to_string()]),
+        Command::new(examples.join("chat_client")).args([
+            "dan",
+            "--port",
+            &port.to_string(),
+            "--expect",
+            "5",
+        ]),
     );
     assert_eq!(server.next_line(WAIT), "[chat] join dan (3 online)");
     let joined = std::time::Instant::now();
-    // Enter in the send box submits the form (the quickest way: dan does not stay long).
+    // Enter in the send box submits the form.
     browser.send_line("submit ann enter");
     browser.send_line("submit cat enter");
     assert_eq!(browser.next_line(WAIT), "sent ann");

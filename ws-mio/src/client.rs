@@ -131,11 +131,14 @@ impl Client {
             request,
             notify,
         })));
+        // The loop enforces the timeout itself (the connection's handshake timer, from when it
+        // takes the command); this wait is only a safety net, with room for a slow start of
+        // the loop thread.
         let result = outcome
             .recv_timeout(
                 config
                     .connect_timeout
-                    .saturating_add(Duration::from_secs(1)),
+                    .saturating_add(Duration::from_secs(5)),
             )
             .unwrap_or(Err(DriverError::ConnectTimeout));
         match result {

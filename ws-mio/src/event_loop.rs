@@ -220,6 +220,8 @@ impl EventLoop {
                     self.update(key, now);
                 }
             }
+            // Like the timer heap, keep no burst's worth of storage.
+            due.shrink_to(64);
             self.due = due;
             self.flush_dirty(now);
             if let Some(stop) = self.stop_deadline {

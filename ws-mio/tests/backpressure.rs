@@ -196,25 +196,28 @@ fn pings_are_refused_once_the_buffer_is_full() {
     let _peer = RawClient::connect(server.local_addr(), "/").unwrap(); // never reads
     let session = probe.opened();
     send_until_refused(&session);
+    // Some pings fit as the loop moves bytes on into the socket's buffer (a few MiB on
+    // loopback), but never beyond the bound, and then one is refused.
     let bound = LIMIT + MESSAGE + 14;
-    let mut refused = 0;
-    for _ in 0..10_000 {
-        match session.ping(vec![7; 125]) {
-            Ok(()) => {}
-            Err(SendError::BufferFull { .. }) => refused += 1,
-            Err(other) => panic!("{other:?}"),
-        }
+    let deadline = Instant::now() + 2 * WAIT;
+    loop {
+        assert!(
+            Instant::now() < deadline,
+            "no ping refused in {:?}",
+            2 * WAIT
+        );
+        let result = session.ping(vec![7; 125]);
         let buffered = session.buffered_amount();
         assert!(
             buffered <= bound,
             "{buffered} bytes buffered (bound {bound})"
         );
+        match result {
+            Ok(()) => {}
+            Err(SendError::BufferFull { .. }) => break,
+            Err(other) => panic!("{other:?}"),
+        }
     }
-    // Some fit as the loop moves bytes on into the socket's buffer, within the bound.
-    assert!(
-        refused > 0,
-        "10 000 pings accepted for a peer that does not read"
-    );
     server.stop();
 }
 

@@ -30,7 +30,7 @@ use std::sync::{mpsc, Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use common::{
-    client_frame, eventually, open_files_limit, Ev, Probe, RawClient, Recorder, OP_BINARY,
+    client_frame, ensure_open_files, eventually, Ev, Probe, RawClient, Recorder, OP_BINARY,
     OP_CLOSE, OP_PING, OP_PONG, OP_TEXT, WAIT,
 };
 use ws_mio::ws_proto::handshake::{parse_request, HandshakeError, HandshakeLimits, HeadReader};
@@ -436,9 +436,11 @@ fn a_request_trickled_a_byte_every_100_ms_is_cut_at_the_handshake_timeout() {
     let _serial = serial();
     let timeout = Duration::from_secs(1);
     let (server, probe) = handshake_timeout_server(timeout);
+    // Before the connect: the server's timer starts when it accepts, which may be before this
+    // thread runs again.
+    let started = Instant::now();
     let mut stream = raw_socket(server.local_addr());
     let mut writer = stream.try_clone().unwrap();
-    let started = Instant::now();
     let stop = Arc::new(AtomicBool::new(false));
     let trickler = {
         let stop = Arc::clone(&stop);
@@ -490,8 +492,8 @@ fn a_request_never_finished_is_cut_at_the_handshake_timeout() {
     let _serial = serial();
     let timeout = Duration::from_secs(1);
     let (server, probe) = handshake_timeout_server(timeout);
+    let started = Instant::now(); // before the connect, as above
     let mut stream = raw_socket(server.local_addr());
-    let started = Instant::now();
     stream.write_all(REQUEST_START.as_bytes()).unwrap();
     let elapsed = cut_at_the_handshake_timeout(&mut stream, started, timeout);
     let error = handshake_error(&probe);
@@ -681,29 +683,6 @@ impl Handler for Census {
     fn on_error(&self, _session: Option<&Session>, _error: &DriverError) {
         ERRORS.fetch_add(1, Ordering::Relaxed);
     }
-}
-
-/// Makes sure this process may open `needed` files: raises the soft `RLIMIT_NOFILE` with
-/// `prlimit` (util-linux) if it is lower and the hard limit allows, else fails saying so.
-fn ensure_open_files(needed: u64) {
-    let Some(limit) = open_files_limit() else {
-        return; // not Linux: nothing to check
-    };
-    if limit >= needed {
-        return;
-    }
-    let raised = Command::new("prlimit")
-        .arg(format!("--pid={}", std::process::id()))
-        .arg(format!("--nofile={needed}:"))
-        .status()
-        .is_ok_and(|s| s.success());
-    let now = open_files_limit().unwrap_or(0);
-    assert!(
-        now >= needed,
-        "this test needs {needed} open files per process but RLIMIT_NOFILE is {limit} \
-         (raising it with prlimit {}): run it under `ulimit -n {needed}` or more",
-        if raised { "did not help" } else { "failed" }
-    );
 }
 
 /// The child process running the clients. Killed on drop if still running, so a failing test

@@ -12,7 +12,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use common::{
-    eventually, open_files_limit, RawClient, Recorder, OP_BINARY, OP_CLOSE, OP_TEXT, WAIT,
+    ensure_open_files, eventually, RawClient, Recorder, OP_BINARY, OP_CLOSE, OP_TEXT, WAIT,
 };
 use ws_mio::{Server, ServerConfig};
 
@@ -23,14 +23,7 @@ const ROUNDS: usize = 5;
 /// Both ends of every connection live in this process, for both tests of this file running in
 /// parallel, plus a margin for everything else.
 fn check_open_files_limit() {
-    let needed = 4 * CLIENTS as u64 + 200;
-    if let Some(limit) = open_files_limit() {
-        assert!(
-            limit >= needed,
-            "this test needs {needed} file descriptors but RLIMIT_NOFILE is {limit}: \
-             raise it (e.g. `ulimit -n 4096`) before running it"
-        );
-    }
+    ensure_open_files(4 * CLIENTS as u64 + 200);
 }
 
 fn server() -> (Server, std::sync::Arc<std::sync::Mutex<common::Tally>>) {

@@ -6,6 +6,7 @@
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::process::Command;
 use std::sync::{mpsc, Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -408,4 +409,27 @@ pub fn open_files_limit() -> Option<u64> {
         return Some(u64::MAX);
     }
     soft.parse().ok()
+}
+
+/// Makes sure this process may open `needed` files: raises the soft `RLIMIT_NOFILE` with
+/// `prlimit` (util-linux) if it is lower and the hard limit allows, else fails saying so.
+pub fn ensure_open_files(needed: u64) {
+    let Some(limit) = open_files_limit() else {
+        return; // not Linux: nothing to check
+    };
+    if limit >= needed {
+        return;
+    }
+    let raised = Command::new("prlimit")
+        .arg(format!("--pid={}", std::process::id()))
+        .arg(format!("--nofile={needed}:"))
+        .status()
+        .is_ok_and(|s| s.success());
+    let now = open_files_limit().unwrap_or(0);
+    assert!(
+        now >= needed,
+        "this test needs {needed} open files per process but RLIMIT_NOFILE is {limit} \
+         (raising it with prlimit {}): run it under `ulimit -n {needed}` or more",
+        if raised { "did not help" } else { "failed" }
+    );
 }
