@@ -10,9 +10,15 @@ use facade::{
 };
 
 fn server() -> Arc<dyn ProtocolServer> {
+    server_on_loops(0)
+}
+
+/// A server with `threads` event loops (0: one per core).
+fn server_on_loops(threads: usize) -> Arc<dyn ProtocolServer> {
     WebSocketFacade::create_server(&ServerConfig {
         port: 9001,
         path: "/chat".into(),
+        threads,
         ..Default::default()
     })
     .unwrap()
@@ -221,13 +227,7 @@ fn stop_from_the_connected_callback_during_start() {
 /// to loop 1 (whose disconnection callback is held), the second "bob" to loop 0.
 #[test]
 fn an_id_is_not_reused_before_its_leave_is_reported() {
-    let server = WebSocketFacade::create_server(&ServerConfig {
-        port: 9001,
-        path: "/chat".into(),
-        threads: 2,
-        ..Default::default()
-    })
-    .unwrap();
+    let server = server_on_loops(2);
     let events: Arc<Mutex<Vec<String>>> = Arc::default();
     let (entered_tx, entered_rx) = mpsc::channel();
     let (release_tx, release_rx) = mpsc::channel::<()>();
@@ -284,13 +284,7 @@ fn an_id_is_not_reused_before_its_leave_is_reported() {
 /// disconnection), not the server: the next client is served.
 #[test]
 fn a_panicking_callback_fails_only_its_connection() {
-    let server = WebSocketFacade::create_server(&ServerConfig {
-        port: 9001,
-        path: "/chat".into(),
-        threads: 1,
-        ..Default::default()
-    })
-    .unwrap();
+    let server = server_on_loops(1);
     let (left_tx, left_rx) = mpsc::channel();
     let left_tx = Mutex::new(left_tx);
     server
