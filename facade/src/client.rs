@@ -62,7 +62,8 @@ pub struct WsClient {
     /// The driver of the current connection. Locked only briefly, never while connecting, so
     /// that callbacks running during `start` can call any method.
     client: Mutex<Option<ws_mio::Client>>,
-    /// Held for the whole of `start`: one start at a time.
+    /// Held by `start` (until it returns, or calls the error callback of its failure): one
+    /// start at a time; another one meanwhile, from a callback say, gets `AlreadyRunning`.
     starting: Mutex<()>,
     /// Bumped by `stop`: a start that sees it change while connecting stops what it started.
     stops: AtomicU64,
@@ -132,8 +133,26 @@ impl Handler for Bridge {
         }
     }
 
-    fn on_close(&self, _session: &ws_mio::Session, disconnect: &Disconnect) {
-        self.0.set_session(None);
+    fn on_close(&self, session: &ws_mio::Session, disconnect: &Disconnect) {
+        // Only the current connection's end clears the state (a connection stopped from its own
+        // callback ends on its own, possibly after a later start opened another).
+        let current = {
+            let mut slot = self.0.session.lock().unwrap_or_else(|e| e.into_inner());
+            let current = slot.as_ref().is_some_and(|s| s.id() == session.id());
+            if current {
+                *slot = None;
+            }
+            current
+        };
+        struct Ended<'a>(&'a Inner, bool);
+        impl Drop for Ended<'_> {
+            fn drop(&mut self) {
+                if self.1 {
+                    self.0.set_running(false);
+                }
+            }
+        }
+        let _ended = Ended(&self.0, current);
         let callbacks = self.0.callbacks();
         if let Some(cb) = &callbacks.close {
             cb("", disconnect.code, &disconnect.reason);
@@ -141,7 +160,6 @@ impl Handler for Bridge {
         if let Some(cb) = &callbacks.disconnected {
             cb();
         }
-        self.0.set_running(false);
     }
 
     fn on_error(&self, _session: Option<&ws_mio::Session>, error: &DriverError) {
@@ -154,7 +172,11 @@ impl Handler for Bridge {
 
 impl ProtocolClient for WsClient {
     fn start(&self, host: &str, port: u16) -> Result<(), Error> {
-        let _one_start = self.starting.lock().unwrap_or_else(|e| e.into_inner());
+        let one_start = match self.starting.try_lock() {
+            Ok(guard) => guard,
+            Err(std::sync::TryLockError::Poisoned(e)) => e.into_inner(),
+            Err(std::sync::TryLockError::WouldBlock) => return Err(Error::AlreadyRunning),
+        };
         let running = self.client.lock().unwrap_or_else(|e| e.into_inner());
         if running.as_ref().is_some_and(|c| !c.is_finished()) {
             return Err(Error::AlreadyRunning);
@@ -173,13 +195,15 @@ impl ProtocolClient for WsClient {
             headers: vec![("X-Client-Id".into(), self.client_id.clone())],
             ..ws_mio::ClientConfig::default()
         };
-        // No lock held while connecting: the connected and error callbacks run meanwhile.
+        // Only `starting` is held while connecting: the connected and error callbacks, which
+        // run meanwhile, can call every other method.
         let client =
             match ws_mio::Client::connect_url(&url, driver_config, Bridge(Arc::clone(&self.inner)))
             {
                 Ok(client) => client,
                 Err(e) => {
                     let error = Error::Connect(Arc::new(e));
+                    drop(one_start);
                     // Every failed start reaches the error callback once: the driver reports
                     // what fails on its loop (refused, handshake), not a host that does not
                     // resolve or a connect that timed out before the loop answered.
@@ -191,13 +215,17 @@ impl ProtocolClient for WsClient {
                     return Err(error);
                 }
             };
+        // Checked under the slot's lock: a `stop` counts itself before taking that lock, so it
+        // either shows here or finds the client stored.
+        let mut slot = self.client.lock().unwrap_or_else(|e| e.into_inner());
         if self.stops.load(Ordering::Acquire) != stops {
             // `stop` was called (by a callback, or another thread) while this start connected.
+            drop(slot);
             client.stop();
             self.inner.set_running(false);
             return Err(Error::StoppedWhileStarting);
         }
-        *self.client.lock().unwrap_or_else(|e| e.into_inner()) = Some(client);
+        *slot = Some(client);
         Ok(())
     }
 

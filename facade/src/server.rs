@@ -263,6 +263,14 @@ impl Handler for Bridge {
     fn on_close(&self, session: &ws_mio::Session, disconnect: &Disconnect) {
         let removed = self.0.registry().sessions.remove(&session.id());
         let Some(removed) = removed else { return };
+        // Released after the callbacks, even when one of them panics.
+        struct Release<'a>(&'a Inner, &'a str);
+        impl Drop for Release<'_> {
+            fn drop(&mut self) {
+                self.0.registry().ids.remove(self.1);
+            }
+        }
+        let _release = Release(&self.0, &removed.id);
         let callbacks = self.0.callbacks();
         if let Some(cb) = &callbacks.disconnection {
             cb(&removed.id);
@@ -270,9 +278,6 @@ impl Handler for Bridge {
         if let Some(cb) = &callbacks.close {
             cb(&removed.id, disconnect.code, &disconnect.reason);
         }
-        // Only now may a new session take this id: callbacks keyed by id (the chat's map of
-        // sessions) see this one leave before another with the same id joins.
-        self.0.registry().ids.remove(&removed.id);
     }
 
     fn on_error(&self, session: Option<&ws_mio::Session>, error: &DriverError) {

@@ -2,8 +2,9 @@
 //! methods called from callbacks during `start`, session ids across a leave and a rejoin, and
 //! callbacks that panic.
 
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex, OnceLock, Weak};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use facade::{
     ClientConfig, ConfigError, Error, ProtocolClient, ProtocolServer, ServerConfig, WebSocketFacade,
@@ -350,4 +351,137 @@ fn an_unresolvable_host_reports_the_error_once() {
         "{error}"
     );
     assert_eq!(*errors.lock().unwrap(), [error.to_string()]);
+}
+
+/// Polls `condition` every 10 ms for up to 5 s.
+fn within_5s(mut condition: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline {
+        if condition() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    condition()
+}
+
+/// A disconnection callback that panics still releases the session's id.
+#[test]
+fn a_panicking_disconnection_callback_does_not_leak_the_id() {
+    let server = server_on_loops(1);
+    let joins: Arc<Mutex<Vec<String>>> = Arc::default();
+    let log = Arc::clone(&joins);
+    server.set_connection_callback(move |s| log.lock().unwrap().push(s.id().to_owned()));
+    let left = Arc::new(AtomicUsize::new(0));
+    let count = Arc::clone(&left);
+    server.set_disconnection_callback(move |_id| {
+        count.fetch_add(1, Ordering::SeqCst);
+        panic!("a bug in the disconnection callback");
+    });
+    server.start(0).unwrap();
+    let port = server.local_addr().unwrap().port();
+    let bob = client("bob");
+    bob.start("127.0.0.1", port).unwrap();
+    bob.stop().unwrap();
+    assert!(within_5s(|| left.load(Ordering::SeqCst) == 1));
+    let bob_again = client("bob");
+    bob_again.start("127.0.0.1", port).unwrap();
+    assert!(within_5s(|| joins.lock().unwrap().len() == 2));
+    assert_eq!(*joins.lock().unwrap(), ["bob", "bob"]);
+    bob_again.stop().unwrap();
+    server.stop().unwrap();
+}
+
+/// A connection stopped from its own callback finishes its closing handshake on its own loop;
+/// its end must not clear the state of the connection a later `start` opened meanwhile.
+#[test]
+fn a_restart_after_a_stop_from_a_callback_keeps_its_session() {
+    let server = server_on_loops(1);
+    server.start(0).unwrap();
+    let port = server.local_addr().unwrap().port();
+    let c = client("bob");
+    let this: Arc<OnceLock<Arc<dyn ProtocolClient>>> = Arc::default();
+    let in_cb = Arc::clone(&this);
+    let (stopped_tx, stopped_rx) = mpsc::channel();
+    let (release_tx, release_rx) = mpsc::channel::<()>();
+    let hooks = Mutex::new(Some((stopped_tx, release_rx)));
+    c.set_receive_callback(move |data| {
+        if data == b"quit" {
+            if let Some((stopped, release)) = hooks.lock().unwrap().take() {
+                in_cb.get().unwrap().stop().unwrap(); // on the client's loop thread
+                stopped.send(()).unwrap();
+                let _ = release.recv_timeout(Duration::from_secs(10));
+            }
+        }
+    });
+    let closes = Arc::new(AtomicUsize::new(0));
+    let n = Arc::clone(&closes);
+    c.as_websocket()
+        .unwrap()
+        .set_close_callback(move |_, _, _| {
+            n.fetch_add(1, Ordering::SeqCst);
+        });
+    this.set(Arc::clone(&c)).ok().unwrap();
+    c.start("127.0.0.1", port).unwrap();
+    let ws = server.as_websocket().unwrap();
+    assert!(within_5s(|| ws.session("bob").is_some()));
+    ws.session("bob").unwrap().send(b"quit".to_vec()).unwrap();
+    stopped_rx.recv_timeout(Duration::from_secs(10)).unwrap();
+
+    c.start("127.0.0.1", port).unwrap();
+    assert!(c.is_connected() && c.is_running());
+    release_tx.send(()).unwrap(); // the old connection now ends
+    assert!(within_5s(|| closes.load(Ordering::SeqCst) == 1));
+    std::thread::sleep(Duration::from_millis(100));
+    assert!(
+        c.is_connected(),
+        "the new connection's session was cleared by the old on_close"
+    );
+    assert!(c.is_running(), "the new connection is running");
+    c.stop().unwrap();
+    server.stop().unwrap();
+}
+
+/// A close callback that panics still ends the client (`is_running` false, so `wait_for_stop`
+/// returns).
+#[test]
+fn a_panicking_close_callback_still_ends_the_client() {
+    let server = server_on_loops(1);
+    server.start(0).unwrap();
+    let port = server.local_addr().unwrap().port();
+    let c = client("bob");
+    c.as_websocket()
+        .unwrap()
+        .set_close_callback(|_, _, _| panic!("a bug in the close callback"));
+    c.start("127.0.0.1", port).unwrap();
+    server.stop().unwrap();
+    assert!(
+        within_5s(|| !c.is_running()),
+        "is_running stays true after the connection ended"
+    );
+}
+
+/// `start` from the error callback of a failing `start` (a reconnect attempt) returns.
+#[test]
+fn start_from_the_error_callback_of_a_failing_start_returns() {
+    let c = client("lonely");
+    let this: Arc<OnceLock<Arc<dyn ProtocolClient>>> = Arc::default();
+    let in_cb = Arc::clone(&this);
+    let once = AtomicBool::new(false);
+    c.set_error_callback(move |_e| {
+        if !once.swap(true, Ordering::SeqCst) {
+            let _ = in_cb.get().unwrap().start("no-such-host.invalid", 9001);
+        }
+    });
+    this.set(Arc::clone(&c)).ok().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        tx.send(c.start("no-such-host.invalid", 9001).is_err())
+            .unwrap()
+    });
+    assert_eq!(
+        rx.recv_timeout(Duration::from_secs(10)),
+        Ok(true),
+        "start never returned"
+    );
 }

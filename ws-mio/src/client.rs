@@ -162,14 +162,21 @@ impl Client {
 
     /// Closes with 1000 (waiting for the closing handshake, bounded by the close timeout) and
     /// joins the client thread. Idempotent; also run on drop. Called from a handler callback
-    /// (on the client's own thread), it starts the close and returns without waiting.
+    /// (on the client's own thread), it starts the close and returns without waiting; a later
+    /// `stop` from another thread then waits for it.
     pub fn stop(&self) {
-        let thread = self.thread.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let mut slot = self.thread.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(thread) = slot.as_ref() else {
+            return;
+        };
+        self.handle.submit(Command::Shutdown(close::NORMAL));
+        if thread.thread().id() == std::thread::current().id() {
+            return;
+        }
+        let thread = slot.take();
+        drop(slot);
         if let Some(thread) = thread {
-            self.handle.submit(Command::Shutdown(close::NORMAL));
-            if thread.thread().id() != std::thread::current().id() {
-                let _ = thread.join();
-            }
+            let _ = thread.join();
         }
     }
 

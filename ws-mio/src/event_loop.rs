@@ -667,7 +667,11 @@ impl EventLoop {
                     conn.session = Some(session.clone());
                     let returned = guarded(|| handler.on_open(&session));
                     if let Some(notify) = conn.notify.take() {
-                        let _ = notify.send(Ok(session));
+                        // A client whose `on_open` panicked is failing: `connect` says so.
+                        let outcome = returned
+                            .map(|()| session)
+                            .ok_or(DriverError::HandlerPanicked);
+                        let _ = notify.send(outcome);
                     }
                     returned
                 }
@@ -705,6 +709,9 @@ impl EventLoop {
             if returned.is_none() && conn.error.is_none() {
                 conn.error = Some(DriverError::HandlerPanicked);
                 let _ = conn.proto.fail(close::INTERNAL_ERROR);
+                // A failed connection processes nothing more (§7.1.7): what was received
+                // behind the message that panicked is not delivered.
+                while conn.proto.poll_event().is_some() {}
                 guarded(|| handler.on_error(conn.session.as_ref(), &DriverError::HandlerPanicked));
             }
             // What the callback sent goes to the connection before the next event is taken:

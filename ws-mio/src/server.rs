@@ -136,11 +136,14 @@ impl Server {
         let mut refused = None;
         for handle in &self.loops {
             let queued = handle.broadcast_queued.fetch_add(len, Ordering::AcqRel);
-            if queued > 0 && queued + len > self.broadcast_limit {
+            if queued > 0 && queued.saturating_add(len) > self.broadcast_limit {
                 handle.broadcast_queued.fetch_sub(len, Ordering::AcqRel);
                 refused = Some(queued);
-            } else if !handle.submit(Command::Broadcast(message.clone())) {
-                handle.broadcast_queued.fetch_sub(len, Ordering::AcqRel);
+            } else {
+                // Not taken back when this fails: if only the wake-up failed, the command is
+                // queued and the loop takes its bytes off when it applies it; if the loop is
+                // gone, the count no longer matters.
+                handle.submit(Command::Broadcast(message.clone()));
             }
         }
         match refused {

@@ -3,7 +3,8 @@
 
 mod common;
 
-use common::{RawClient, OP_CLOSE, OP_TEXT, WAIT};
+use common::{client_frame, RawClient, OP_CLOSE, OP_TEXT, WAIT};
+use std::io::Write;
 use std::sync::{mpsc, Mutex};
 use ws_mio::{Disconnect, DriverError, Handler, Message, Server, ServerConfig, Session};
 
@@ -57,5 +58,118 @@ fn a_panicking_callback_fails_only_its_connection() {
         "exactly one disconnection so far"
     );
     drop((bystander, newcomer));
+    server.stop();
+}
+
+/// Logs every callback of interest as a line; panics on the message "boom".
+struct Logging(Mutex<mpsc::Sender<String>>);
+
+impl Handler for Logging {
+    fn on_message(&self, _session: &Session, message: Message) {
+        let text = String::from_utf8_lossy(message.as_bytes()).into_owned();
+        self.0
+            .lock()
+            .unwrap()
+            .send(format!("message {text}"))
+            .unwrap();
+        if text == "boom" {
+            panic!("a bug in the application's callback");
+        }
+    }
+    fn on_error(&self, _session: Option<&Session>, error: &DriverError) {
+        self.0
+            .lock()
+            .unwrap()
+            .send(format!("error {error}"))
+            .unwrap();
+    }
+    fn on_close(&self, _session: &Session, disconnect: &Disconnect) {
+        let line = format!("close {} {:?}", disconnect.code, disconnect.error);
+        self.0.lock().unwrap().send(line).unwrap();
+    }
+}
+
+/// "boom" and `next` in one write, so that `next` is queued behind the message that panics:
+/// returns the close code on the wire and the callbacks seen.
+fn panic_with_next_in_the_same_read(next: &[u8]) -> (u16, Vec<String>) {
+    let (tx, rx) = mpsc::channel();
+    let config = ServerConfig {
+        threads: 1,
+        ..ServerConfig::default()
+    };
+    let server = Server::bind("127.0.0.1:0", config, Logging(Mutex::new(tx))).unwrap();
+    let mut victim = RawClient::connect(server.local_addr(), "/").unwrap();
+    let mut bytes = client_frame(true, OP_TEXT, b"boom", [1, 2, 3, 4]);
+    bytes.extend_from_slice(next);
+    victim.stream.write_all(&bytes).unwrap();
+    let close = victim.read_frame().unwrap();
+    assert_eq!(close.opcode, OP_CLOSE);
+    drop(victim);
+    let mut log = Vec::new();
+    while let Ok(line) = rx.recv_timeout(WAIT) {
+        let done = line.starts_with("close");
+        log.push(line);
+        if done {
+            break;
+        }
+    }
+    server.stop();
+    (
+        u16::from_be_bytes([close.payload[0], close.payload[1]]),
+        log,
+    )
+}
+
+/// The failure with 1011 supersedes what came behind the message (the peer's close, a
+/// violation, more messages): 1011 on the wire and in `on_close`, nothing more delivered.
+#[test]
+fn a_panic_supersedes_what_was_queued_behind_its_message() {
+    let peer_close = client_frame(true, OP_CLOSE, b"\x03\xe8bye", [5, 6, 7, 8]);
+    let unmasked = [0x81, 0x02, b'h', b'i'];
+    let message = client_frame(true, OP_TEXT, b"after", [5, 6, 7, 8]);
+    for next in [&peer_close[..], &unmasked, &message] {
+        let (wire, log) = panic_with_next_in_the_same_read(next);
+        assert_eq!(wire, 1011, "{log:?}");
+        assert_eq!(
+            log,
+            [
+                "message boom",
+                "error a handler callback panicked",
+                "close 1011 Some(HandlerPanicked)"
+            ]
+        );
+    }
+}
+
+/// A client handler whose `on_open` panics.
+struct PanicsOnOpen;
+
+impl Handler for PanicsOnOpen {
+    fn on_open(&self, _session: &Session) {
+        panic!("a bug in the application's on_open");
+    }
+}
+
+/// `Client::connect` does not report success for a connection its `on_open` just failed.
+#[test]
+fn a_client_whose_on_open_panics_fails_to_connect() {
+    let (recorder, probe) = common::Recorder::new(false);
+    let config = ServerConfig {
+        threads: 1,
+        ..ServerConfig::default()
+    };
+    let server = Server::bind("127.0.0.1:0", config, recorder).unwrap();
+    let url = format!("ws://{}/", server.local_addr());
+    let result = ws_mio::Client::connect(&url, ws_mio::ClientConfig::default(), PanicsOnOpen);
+    assert!(
+        matches!(
+            result,
+            Err(ws_mio::ConnectError::Failed(DriverError::HandlerPanicked))
+        ),
+        "{result:?}"
+    );
+    // The server sees the client's 1011.
+    let session = probe.opened();
+    assert_eq!(probe.closed(session.id()).code, 1011);
     server.stop();
 }

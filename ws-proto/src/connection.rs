@@ -1245,6 +1245,8 @@ impl Connection {
             self.end_handshake_unsuccessfully();
             return Ok(());
         }
+        // The application's failure supersedes an ending still waiting behind queued events.
+        self.deferred_ending = None;
         self.fail_connection(code);
         Ok(())
     }

@@ -439,6 +439,24 @@ mod failing {
         }
     }
 
+    /// The peer's close arrived behind a message still queued; the application fails the
+    /// connection before polling further: its failure is the ending, the close is not applied.
+    #[test]
+    fn failing_supersedes_a_close_queued_behind_a_message() {
+        for role in ROLES {
+            let mut conn = open(role, Config::default());
+            conn.receive(&incoming_all(
+                role,
+                [Frame::text("x"), Frame::close(1001, "")],
+            ));
+            assert_eq!(conn.poll_event(), Some(Event::Text("x".into())));
+            conn.fail(close::INTERNAL_ERROR).unwrap();
+            assert_eq!(events(&mut conn), [], "{role:?}");
+            assert_failed_quietly(&mut conn, 1011);
+            assert_eq!(conn.close_status().map(|c| c.code), Some(1011));
+        }
+    }
+
     #[test]
     fn failing_while_closing_sends_no_second_close() {
         for role in ROLES {
