@@ -14,6 +14,14 @@ fn server() -> Arc<dyn ProtocolServer> {
     server_on_loops(0)
 }
 
+/// A started server with one event loop, and its port.
+fn started_on_one_loop() -> (Arc<dyn ProtocolServer>, u16) {
+    let server = server_on_loops(1);
+    server.start(0).unwrap();
+    let port = server.local_addr().unwrap().port();
+    (server, port)
+}
+
 /// A server with `threads` event loops (0: one per core).
 fn server_on_loops(threads: usize) -> Arc<dyn ProtocolServer> {
     WebSocketFacade::create_server(&ServerConfig {
@@ -396,9 +404,7 @@ fn a_panicking_disconnection_callback_does_not_leak_the_id() {
 /// its end must not clear the state of the connection a later `start` opened meanwhile.
 #[test]
 fn a_restart_after_a_stop_from_a_callback_keeps_its_session() {
-    let server = server_on_loops(1);
-    server.start(0).unwrap();
-    let port = server.local_addr().unwrap().port();
+    let (server, port) = started_on_one_loop();
     let c = client("bob");
     let this: Arc<OnceLock<Arc<dyn ProtocolClient>>> = Arc::default();
     let in_cb = Arc::clone(&this);
@@ -446,9 +452,7 @@ fn a_restart_after_a_stop_from_a_callback_keeps_its_session() {
 /// returns).
 #[test]
 fn a_panicking_close_callback_still_ends_the_client() {
-    let server = server_on_loops(1);
-    server.start(0).unwrap();
-    let port = server.local_addr().unwrap().port();
+    let (server, port) = started_on_one_loop();
     let c = client("bob");
     c.as_websocket()
         .unwrap()

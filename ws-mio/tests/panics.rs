@@ -24,14 +24,19 @@ impl Handler for Fragile {
     }
 }
 
-#[test]
-fn a_panicking_callback_fails_only_its_connection() {
-    let (tx, closed) = mpsc::channel();
+/// A server with one event loop (so that a panic there would take everyone down with it).
+fn one_loop_server(handler: impl Handler) -> Server {
     let config = ServerConfig {
         threads: 1,
         ..ServerConfig::default()
     };
-    let server = Server::bind("127.0.0.1:0", config, Fragile(Mutex::new(tx))).unwrap();
+    Server::bind("127.0.0.1:0", config, handler).unwrap()
+}
+
+#[test]
+fn a_panicking_callback_fails_only_its_connection() {
+    let (tx, closed) = mpsc::channel();
+    let server = one_loop_server(Fragile(Mutex::new(tx)));
     let mut bystander = RawClient::connect(server.local_addr(), "/").unwrap();
     let mut victim = RawClient::connect(server.local_addr(), "/").unwrap();
 
@@ -93,11 +98,7 @@ impl Handler for Logging {
 /// returns the close code on the wire and the callbacks seen.
 fn panic_with_next_in_the_same_read(next: &[u8]) -> (u16, Vec<String>) {
     let (tx, rx) = mpsc::channel();
-    let config = ServerConfig {
-        threads: 1,
-        ..ServerConfig::default()
-    };
-    let server = Server::bind("127.0.0.1:0", config, Logging(Mutex::new(tx))).unwrap();
+    let server = one_loop_server(Logging(Mutex::new(tx)));
     let mut victim = RawClient::connect(server.local_addr(), "/").unwrap();
     let mut bytes = client_frame(true, OP_TEXT, b"boom", [1, 2, 3, 4]);
     bytes.extend_from_slice(next);
@@ -154,11 +155,7 @@ impl Handler for PanicsOnOpen {
 #[test]
 fn a_client_whose_on_open_panics_fails_to_connect() {
     let (recorder, probe) = common::Recorder::new(false);
-    let config = ServerConfig {
-        threads: 1,
-        ..ServerConfig::default()
-    };
-    let server = Server::bind("127.0.0.1:0", config, recorder).unwrap();
+    let server = one_loop_server(recorder);
     let url = format!("ws://{}/", server.local_addr());
     let result = ws_mio::Client::connect(&url, ws_mio::ClientConfig::default(), PanicsOnOpen);
     assert!(
