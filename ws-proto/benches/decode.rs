@@ -76,10 +76,11 @@ fn open_server() -> Connection {
         max_message_size: MAX_MESSAGE,
         ..Config::default()
     };
-    let mut server = Connection::server(config, Instant::now());
-    server.receive(REQUEST);
+    let now = Instant::now();
+    let mut server = Connection::server(config, now);
+    server.receive(REQUEST, now);
     assert!(matches!(server.poll_event(), Some(Event::Request(_))));
-    server.accept(Default::default()).expect("accept");
+    server.accept(Default::default(), now).expect("accept");
     while !server.pending_output().is_empty() {
         let n = server.pending_output().len();
         server.advance_output(n);
@@ -94,7 +95,8 @@ fn open_server() -> Connection {
 fn ours_round(server: &mut Connection, wire: &[u8]) -> usize {
     let mut messages = 0;
     for chunk in wire.chunks(READ_CHUNK) {
-        server.receive(chunk);
+        // A driver reads the clock once per socket read, as here per chunk.
+        server.receive(chunk, Instant::now());
         while let Some(event) = server.poll_event() {
             black_box(event);
             messages += 1;
@@ -110,7 +112,7 @@ fn ours_via_read_buffer(server: &mut Connection, wire: &[u8], read_buf: &mut [u8
     for chunk in wire.chunks(READ_CHUNK) {
         let buf = &mut read_buf[..chunk.len()];
         buf.copy_from_slice(chunk);
-        server.receive(buf);
+        server.receive(buf, Instant::now());
         while let Some(event) = server.poll_event() {
             black_box(event);
             messages += 1;
@@ -172,7 +174,7 @@ fn warm_up_malloc() {
 /// Checks once, outside the timing, that every contender yields exactly the payloads.
 fn verify(wire: &Wire) {
     let mut server = open_server();
-    server.receive(&wire.bytes);
+    server.receive(&wire.bytes, Instant::now());
     for plain in &wire.plain {
         match server.poll_event() {
             Some(Event::Binary(got)) => assert!(got == *plain, "ws-proto payload differs"),

@@ -66,7 +66,7 @@ fn reader_bytewise(head: &[u8], limits: &HandshakeLimits) {
 fn connection(head: &[u8], chunk: usize, now: Instant) {
     let mut server = Connection::server(Config::default(), now);
     for piece in head.chunks(chunk) {
-        server.receive(piece);
+        server.receive(piece, now);
     }
     match server.poll_event() {
         Some(Event::Request(request)) => {

@@ -2,8 +2,8 @@
 //!
 //! No socket, no thread and no real clock: this program plays the part of the driver for both
 //! ends. It moves the bytes each side queues (`pending_output` / `advance_output`) into the
-//! other side's `receive`, drains `poll_event` after every transfer, tells both connections the
-//! (simulated) time with `handle_timeout`, and prints what crossed the "wire", frame by frame,
+//! other side's `receive` with the (simulated) time, drains `poll_event` after every transfer,
+//! calls `handle_timeout` when a `poll_timeout` deadline is reached, and prints what crossed the "wire", frame by frame,
 //! next to the events each side reported:
 //!
 //! 1. the opening handshake (§4), with a path and a subprotocol;
@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use ws_proto::frame::{FrameHeader, OpCode};
 use ws_proto::mask::apply_mask;
-use ws_proto::{Accept, ClientRequest, Config, Connection, Event};
+use ws_proto::{Accept, ClientRequest, CloseCode, Config, Connection, Event};
 
 /// One end of the conversation plus what the transcript printer needs to know about it.
 struct Peer {
@@ -51,14 +51,14 @@ impl Peer {
 /// Moves everything `from` has queued into `to`, the way a driver moves it through a socket,
 /// and prints it. The bytes are delivered in 7-byte pieces to show that the receiving state
 /// machine does not care where reads split the stream.
-fn transfer(from: &mut Peer, to: &mut Peer) {
+fn transfer(from: &mut Peer, to: &mut Peer, now: Instant) {
     let mut wire = Vec::new();
     while !from.conn.pending_output().is_empty() {
         let chunk = from.conn.pending_output();
         wire.extend_from_slice(chunk);
         let n = chunk.len();
         for piece in chunk.chunks(7) {
-            to.conn.receive(piece);
+            to.conn.receive(piece, now);
         }
         from.conn.advance_output(n);
     }
@@ -149,11 +149,15 @@ fn describe_event(event: &Event) -> String {
     }
 }
 
-/// What a driver does after every batch of input or commands: tell both sides the time.
+/// Time passes: a driver calls `handle_timeout` when a side's `poll_timeout` deadline is
+/// reached (every input carries the time, so nothing else is needed).
 fn tick(now: &mut Instant, a: &mut Peer, b: &mut Peer) {
     *now += Duration::from_millis(10);
-    a.conn.handle_timeout(*now);
-    b.conn.handle_timeout(*now);
+    for peer in [a, b] {
+        if peer.conn.poll_timeout().is_some_and(|at| at <= *now) {
+            peer.conn.handle_timeout(*now);
+        }
+    }
 }
 
 fn section(title: &str) {
@@ -185,26 +189,26 @@ fn main() {
     let mut server = Peer::new("server", Connection::server(server_config, now));
 
     section("1. Opening handshake (RFC 6455 §4)");
-    transfer(&mut client, &mut server);
+    transfer(&mut client, &mut server, now);
     for event in server.events() {
         if let Event::Request(request) = event {
             if request.origin.as_deref() == Some("http://localhost") {
                 println!("  server: accept (Origin is allowed)");
                 server
                     .conn
-                    .accept(Accept::default())
+                    .accept(Accept::default(), now)
                     .expect("a request is pending");
             } else {
                 println!("  server: reject with 403");
                 server
                     .conn
-                    .reject(403, "origin not allowed")
+                    .reject(403, "origin not allowed", now)
                     .expect("a request is pending");
             }
         }
     }
     server.events(); // Event::Open, queued by accept
-    transfer(&mut server, &mut client);
+    transfer(&mut server, &mut client, now);
     client.events();
     tick(&mut now, &mut client, &mut server);
     println!(
@@ -216,13 +220,13 @@ fn main() {
     section("2. Messages (§5.6), one of them fragmented (§5.4)");
     println!("  client: send_text(\"hello chat\")");
     client.conn.send_text("hello chat").expect("open");
-    transfer(&mut client, &mut server);
+    transfer(&mut client, &mut server, now);
     server.events();
 
     let long = "this message is longer than the client's 16-byte fragment size";
     println!("  client: send_text of {} bytes", long.len());
     client.conn.send_text(long).expect("open");
-    transfer(&mut client, &mut server);
+    transfer(&mut client, &mut server, now);
     let reassembled = server.events();
     assert_eq!(reassembled, [Event::Text(long.into())]);
 
@@ -231,31 +235,34 @@ fn main() {
         .conn
         .send_binary(vec![0xde, 0xad, 0xbe, 0xef])
         .expect("open");
-    transfer(&mut server, &mut client);
+    transfer(&mut server, &mut client, now);
     client.events();
     tick(&mut now, &mut client, &mut server);
 
     section("3. Ping and automatic pong (§5.5.2, §5.5.3)");
     println!("  client: ping(\"are you there?\")");
     client.conn.ping(b"are you there?").expect("open");
-    transfer(&mut client, &mut server);
+    transfer(&mut client, &mut server, now);
     server.events();
-    transfer(&mut server, &mut client); // the pong the server queued by itself
+    transfer(&mut server, &mut client, now); // the pong the server queued by itself
     client.events();
     tick(&mut now, &mut client, &mut server);
 
     section("4. Closing handshake (§7) and TCP close");
-    println!("  client: close(1000, \"bye\")");
-    client.conn.close(1000, "bye").expect("open");
-    transfer(&mut client, &mut server);
+    println!("  client: close(CloseCode::NORMAL, \"bye\")");
+    client
+        .conn
+        .close(CloseCode::NORMAL, "bye", now)
+        .expect("open");
+    transfer(&mut client, &mut server, now);
     server.events(); // the echo is already queued
-    transfer(&mut server, &mut client);
+    transfer(&mut server, &mut client, now);
     client.events();
-    tick(&mut now, &mut client, &mut server);
     let close_timer = client
         .conn
         .poll_timeout()
         .map_or(Duration::ZERO, |t| t - now);
+    tick(&mut now, &mut client, &mut server);
     println!(
         "  states: client {:?}, server {:?}; client's close timer fires in {close_timer:?}",
         client.conn.state(),
@@ -267,12 +274,12 @@ fn main() {
     assert!(server.conn.should_shutdown());
     assert!(!client.conn.should_shutdown());
     println!("  server: should_shutdown() = true -> shut down the write half of TCP");
-    client.conn.receive_eof();
+    client.conn.receive_eof(now);
     println!(
         "  client: read returned 0 -> receive_eof(); is_terminated() = {} -> close the socket",
         client.conn.is_terminated()
     );
-    server.conn.receive_eof();
+    server.conn.receive_eof(now);
     println!(
         "  server: read returned 0 -> receive_eof(); is_terminated() = {} -> close the socket",
         server.conn.is_terminated()

@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use crate::close;
+use crate::close::CloseCode;
 use crate::extension::ExtensionError;
 use crate::handshake::HandshakeError;
 
@@ -64,15 +64,15 @@ impl ProtocolError {
     /// assert_eq!(ProtocolError::InvalidUtf8.close_code(), 1007);
     /// assert_eq!(ProtocolError::UnmaskedFrame.close_code(), 1002);
     /// ```
-    pub fn close_code(&self) -> u16 {
+    pub fn close_code(&self) -> CloseCode {
         match self {
-            ProtocolError::InvalidUtf8 => close::INVALID_PAYLOAD,
+            ProtocolError::InvalidUtf8 => CloseCode::INVALID_PAYLOAD,
             ProtocolError::FrameTooLarge { .. } | ProtocolError::MessageTooLarge { .. } => {
-                close::MESSAGE_TOO_BIG
+                CloseCode::MESSAGE_TOO_BIG
             }
-            ProtocolError::PingFlood => close::POLICY_VIOLATION,
+            ProtocolError::PingFlood => CloseCode::POLICY_VIOLATION,
             ProtocolError::Extension(e) => e.close_code(),
-            _ => close::PROTOCOL_ERROR,
+            _ => CloseCode::PROTOCOL_ERROR,
         }
     }
 }
@@ -123,6 +123,7 @@ impl std::error::Error for ProtocolError {
 
 /// Which timer expired.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum TimeoutKind {
     /// The opening handshake did not finish in time.
     Handshake,
@@ -154,11 +155,11 @@ impl Error {
     /// assert_eq!(Error::Protocol(ProtocolError::InvalidUtf8).close_code(), 1007);
     /// assert_eq!(Error::ConnectionReset.close_code(), 1006);
     /// ```
-    pub fn close_code(&self) -> u16 {
+    pub fn close_code(&self) -> CloseCode {
         match self {
             Error::Protocol(e) => e.close_code(),
-            Error::Timeout(TimeoutKind::Pong) => close::INTERNAL_ERROR,
-            _ => close::ABNORMAL,
+            Error::Timeout(TimeoutKind::Pong) => CloseCode::INTERNAL_ERROR,
+            _ => CloseCode::ABNORMAL,
         }
     }
 }
@@ -217,10 +218,6 @@ pub enum SendError {
         /// Configured limit.
         limit: usize,
     },
-    /// `accept`/`reject` called when no upgrade request is waiting for a decision.
-    NoPendingRequest,
-    /// `reject` with a status that does not refuse a request (only 300–599 do).
-    InvalidStatus(u16),
     /// A negotiated extension failed to encode the message.
     Extension(ExtensionError),
 }
@@ -240,16 +237,36 @@ impl fmt::Display for SendError {
                     "outgoing buffer full ({buffered} bytes buffered, limit {limit})"
                 )
             }
-            SendError::NoPendingRequest => f.write_str("no upgrade request is pending"),
-            SendError::InvalidStatus(status) => {
-                write!(
-                    f,
-                    "HTTP status {status} cannot reject a request (300-599 can)"
-                )
-            }
             SendError::Extension(e) => write!(f, "extension: {e}"),
         }
     }
 }
 
 impl std::error::Error for SendError {}
+
+/// An answer to a request ([`Connection::accept`](crate::Connection::accept),
+/// [`reject`](crate::Connection::reject), [`respond`](crate::Connection::respond)) the
+/// connection refused. Nothing was queued.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum AnswerError {
+    /// No request is waiting for this answer (none arrived, it was answered already, or it
+    /// was a plain HTTP request answered with `accept`/`reject`, or an upgrade with `respond`).
+    NoPendingRequest,
+    /// `reject` with a status that does not refuse a request (only 300–599 do).
+    InvalidStatus(u16),
+}
+
+impl fmt::Display for AnswerError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AnswerError::NoPendingRequest => f.write_str("no request is waiting for this answer"),
+            AnswerError::InvalidStatus(status) => write!(
+                f,
+                "HTTP status {status} cannot reject a request (300-599 can)"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for AnswerError {}

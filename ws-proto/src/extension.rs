@@ -10,7 +10,7 @@
 
 use std::fmt;
 
-use crate::close;
+use crate::close::CloseCode;
 use crate::frame::OpCode;
 use crate::handshake::ExtensionOffer;
 
@@ -35,11 +35,11 @@ pub enum ExtensionError {
 
 impl ExtensionError {
     /// The close code for a received message this error rejected.
-    pub fn close_code(&self) -> u16 {
+    pub fn close_code(&self) -> CloseCode {
         match self {
-            ExtensionError::TooLarge => close::MESSAGE_TOO_BIG,
-            ExtensionError::InvalidData(_) => close::INVALID_PAYLOAD,
-            ExtensionError::Negotiation(_) => close::PROTOCOL_ERROR,
+            ExtensionError::TooLarge => CloseCode::MESSAGE_TOO_BIG,
+            ExtensionError::InvalidData(_) => CloseCode::INVALID_PAYLOAD,
+            ExtensionError::Negotiation(_) => CloseCode::PROTOCOL_ERROR,
         }
     }
 }

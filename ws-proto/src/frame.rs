@@ -19,6 +19,10 @@ use crate::error::ProtocolError;
 /// The largest possible header: 2 bytes, 8 of extended length, 4 of masking key.
 pub const MAX_HEADER_LEN: usize = 14;
 
+/// The largest payload of a control frame (ping, pong, close). §5.5: "All control frames MUST
+/// have a payload length of 125 bytes or less and MUST NOT be fragmented."
+pub const MAX_CONTROL_PAYLOAD: usize = 125;
+
 /// Frame opcodes defined by RFC 6455 §5.2. Reserved opcodes are rejected while decoding.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum OpCode {

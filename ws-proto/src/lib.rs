@@ -3,7 +3,7 @@
 //! A [`Connection`] is a pure state machine. It never touches a socket, a thread or the clock:
 //!
 //! * **bytes in** — [`Connection::receive`] with what the transport read, [`Connection::receive_eof`]
-//!   when it reached end of file;
+//!   when it reached end of file, each with the time of the read;
 //! * **events out** — [`Connection::poll_event`]: the upgrade request (server), the handshake's
 //!   completion, messages, pings, pongs, the peer's close, failures;
 //! * **calls in** — [`Connection::send_text`], [`Connection::send_binary`], [`Connection::ping`],
@@ -11,8 +11,9 @@
 //!   [`Connection::reject`] on a server;
 //! * **bytes out** — [`Connection::pending_output`] / [`Connection::advance_output`], and
 //!   [`Connection::should_shutdown`] / [`Connection::is_terminated`] to know when TCP closes;
-//! * **time in** — [`Connection::handle_timeout`] and [`Connection::poll_timeout`], for the
-//!   handshake, close and keepalive timers.
+//! * **time in** — every input and command that may start a timer takes `now`;
+//!   [`Connection::poll_timeout`] is the next deadline and [`Connection::handle_timeout`] runs
+//!   the handshake, close and keepalive timers when it is reached.
 //!
 //! `docs/sans-io.md` in the repository is the contract a driver follows. The modules below are
 //! usable on their own: [`frame`] headers, [`mask`], [`utf8`] validation, [`close`] codes,
@@ -22,12 +23,13 @@
 //! use std::time::Instant;
 //! use ws_proto::{Config, Connection, Event};
 //!
-//! let mut server = Connection::server(Config::default(), Instant::now());
+//! let now = Instant::now();
+//! let mut server = Connection::server(Config::default(), now);
 //! server.receive(b"GET /chat HTTP/1.1\r\nHost: example.com\r\nUpgrade: websocket\r\n\
 //!     Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
-//!     Sec-WebSocket-Version: 13\r\n\r\n");
+//!     Sec-WebSocket-Version: 13\r\n\r\n", now);
 //! assert!(matches!(server.poll_event(), Some(Event::Request(_))));
-//! server.accept(Default::default()).unwrap();
+//! server.accept(Default::default(), now).unwrap();
 //! assert!(std::str::from_utf8(server.pending_output()).unwrap()
 //!     .contains("Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"));
 //! ```
@@ -45,9 +47,10 @@ pub mod mask;
 mod output;
 pub mod utf8;
 
-pub use close::CloseFrame;
+pub use close::{CloseCode, CloseFrame};
 pub use config::Config;
 pub use connection::{
     Accept, ClientRequest, Connection, Event, Negotiated, PreparedMessage, Role, State,
 };
-pub use error::{Error, ProtocolError, SendError, TimeoutKind};
+pub use error::{AnswerError, Error, ProtocolError, SendError, TimeoutKind};
+pub use output::fits_output_limit;

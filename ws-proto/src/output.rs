@@ -10,6 +10,22 @@ use std::collections::VecDeque;
 use std::io::IoSlice;
 use std::sync::Arc;
 
+/// The one backpressure rule: whether `additional` bytes may join `buffered` bytes of output
+/// under `limit`. An empty queue takes anything, however large (a big message is never
+/// refused for buffer space alone); otherwise the total must stay within the limit. Every
+/// layer that bounds output (the connection's sends and automatic pongs, a driver's session
+/// handles and broadcasts) asks this one function.
+///
+/// ```
+/// use ws_proto::fits_output_limit;
+/// assert!(fits_output_limit(0, 10 << 20, 1 << 20)); // an empty queue takes a big message
+/// assert!(fits_output_limit(1000, 24, 1024));
+/// assert!(!fits_output_limit(1000, 25, 1024));
+/// ```
+pub fn fits_output_limit(buffered: usize, additional: usize, limit: usize) -> bool {
+    buffered == 0 || buffered.saturating_add(additional) <= limit
+}
+
 /// Payloads at least this long are queued as their own chunk instead of being copied.
 pub(crate) const ZERO_COPY_THRESHOLD: usize = 4 << 10;
 /// The coalescing buffer stops growing past this; a new one is started.

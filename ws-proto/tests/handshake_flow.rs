@@ -11,7 +11,8 @@ use ws_proto::extension::{Extension, ExtensionError, ExtensionFactory, RSV3};
 use ws_proto::frame::OpCode;
 use ws_proto::handshake::{ExtensionOffer, HandshakeError};
 use ws_proto::{
-    Accept, ClientRequest, Config, Connection, Error, Event, ProtocolError, SendError, State,
+    Accept, AnswerError, ClientRequest, Config, Connection, Error, Event, ProtocolError, SendError,
+    State,
 };
 
 /// The request of RFC 6455 §1.2.
@@ -65,7 +66,7 @@ mod rfc_example {
             },
             t0(),
         );
-        server.receive(RFC_REQUEST);
+        server.receive(RFC_REQUEST, t0());
         let Some(Event::Request(request)) = server.poll_event() else {
             panic!("expected a request")
         };
@@ -81,7 +82,7 @@ mod rfc_example {
             "nothing is sent before the decision"
         );
 
-        server.accept(Accept::default()).unwrap();
+        server.accept(Accept::default(), t0()).unwrap();
         let Some(Event::Open(negotiated)) = server.poll_event() else {
             panic!("expected open")
         };
@@ -131,7 +132,7 @@ mod rfc_example {
         assert_eq!(key.len(), 24);
         assert!(key.ends_with("=="));
 
-        client.receive(&response_for(&request, &[]));
+        client.receive(&response_for(&request, &[]), t0());
         let Some(Event::Open(negotiated)) = client.poll_event() else {
             panic!("expected open")
         };
@@ -151,6 +152,7 @@ mod rfc_example {
                  Connection: Upgrade\r\nSec-WebSocket-Accept: {RFC_ACCEPT}\r\n\r\n"
             )
             .as_bytes(),
+            t0(),
         );
         assert_eq!(
             events(&mut client),
@@ -168,7 +170,7 @@ mod rfc_example {
     fn client_refuses_a_status_other_than_101() {
         let mut client = new_client(Config::default());
         drain(&mut client);
-        client.receive(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n");
+        client.receive(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n", t0());
         assert_eq!(
             events(&mut client),
             [Event::Error(Error::Handshake(
@@ -183,10 +185,10 @@ mod rfc_example {
         let mut server = Connection::server(Config::default(), t0());
         for byte in RFC_REQUEST {
             assert_eq!(events(&mut server), []);
-            server.receive(std::slice::from_ref(byte));
+            server.receive(std::slice::from_ref(byte), t0());
         }
         assert!(matches!(server.poll_event(), Some(Event::Request(_))));
-        server.accept(Accept::default()).unwrap();
+        server.accept(Accept::default(), t0()).unwrap();
         let response = drain(&mut server);
 
         let mut client = new_client(Config::default());
@@ -194,7 +196,7 @@ mod rfc_example {
         let response_to_client = response_for(&request, &[]);
         for byte in &response_to_client {
             assert_eq!(events(&mut client), []);
-            client.receive(std::slice::from_ref(byte));
+            client.receive(std::slice::from_ref(byte), t0());
         }
         assert!(matches!(client.poll_event(), Some(Event::Open(_))));
         assert!(response.ends_with(b"\r\n\r\n"));
@@ -214,12 +216,12 @@ mod pipelining {
             ws_proto::Role::Server,
             [Frame::text("early"), Frame::ping("p")],
         ));
-        server.receive(&input);
+        server.receive(&input, t0());
         assert!(matches!(server.poll_event(), Some(Event::Request(_))));
         assert_eq!(server.poll_event(), None, "frames wait for the decision");
         assert_eq!(drain(&mut server), b"");
 
-        server.accept(Accept::default()).unwrap();
+        server.accept(Accept::default(), t0()).unwrap();
         let got = events(&mut server);
         assert!(matches!(got[0], Event::Open(_)));
         assert_eq!(
@@ -240,11 +242,11 @@ mod pipelining {
         let frame = Frame::text("split").masked(MASK).encode();
         let mut first = request.clone();
         first.extend_from_slice(&frame[..3]);
-        server.receive(&first);
+        server.receive(&first, t0());
         assert!(matches!(server.poll_event(), Some(Event::Request(_))));
-        server.receive(&frame[3..]);
+        server.receive(&frame[3..], t0());
         assert_eq!(server.poll_event(), None);
-        server.accept(Accept::default()).unwrap();
+        server.accept(Accept::default(), t0()).unwrap();
         let got = events(&mut server);
         assert_eq!(got.len(), 2);
         assert_eq!(got[1], Event::Text("split".into()));
@@ -255,9 +257,9 @@ mod pipelining {
         let mut server = Connection::server(Config::default(), t0());
         let mut input = upgrade_request("/chat", &[]);
         input.extend(Frame::ping("p").masked(MASK).encode());
-        server.receive(&input);
+        server.receive(&input, t0());
         assert!(matches!(server.poll_event(), Some(Event::Request(_))));
-        server.reject(403, "no").unwrap();
+        server.reject(403, "no", t0()).unwrap();
         assert_eq!(events(&mut server), []);
         assert_http_error(&drain(&mut server), "403 Forbidden");
     }
@@ -273,11 +275,11 @@ mod pipelining {
                 let mut server = Connection::server(Config::default(), t0());
                 let early = vec![0x82; extra];
                 if in_head_read {
-                    server.receive(&[request.as_slice(), &early].concat());
+                    server.receive(&[request.as_slice(), &early].concat(), t0());
                 } else {
-                    server.receive(&request);
-                    server.receive(&early[..extra / 2]);
-                    server.receive(&early[extra / 2..]);
+                    server.receive(&request, t0());
+                    server.receive(&early[..extra / 2], t0());
+                    server.receive(&early[extra / 2..], t0());
                 }
                 let got = events(&mut server);
                 let case = format!("{extra} bytes, in the head's read: {in_head_read}");
@@ -304,7 +306,7 @@ mod pipelining {
         let mut input = response_for(&request, &[]);
         input.extend(Frame::text("welcome").encode());
         input.extend(Frame::ping("p").encode());
-        client.receive(&input);
+        client.receive(&input, t0());
         let got = events(&mut client);
         assert!(matches!(got[0], Event::Open(_)));
         assert_eq!(
@@ -320,14 +322,14 @@ mod pipelining {
         let request = drain(&mut client);
         let response = response_for(&request, &[]);
         let frame = Frame::binary(vec![5; 200]).encode();
-        client.receive(&response[..response.len() - 3]);
+        client.receive(&response[..response.len() - 3], t0());
         assert_eq!(events(&mut client), []);
         let mut rest = response[response.len() - 3..].to_vec();
         rest.extend_from_slice(&frame[..100]);
-        client.receive(&rest);
+        client.receive(&rest, t0());
         assert!(matches!(client.poll_event(), Some(Event::Open(_))));
         assert_eq!(client.poll_event(), None);
-        client.receive(&frame[100..]);
+        client.receive(&frame[100..], t0());
         assert_eq!(events(&mut client), [Event::Binary(vec![5; 200])]);
     }
 }
@@ -342,12 +344,12 @@ mod refusals {
     #[test]
     fn reject_refuses_a_status_that_would_not_refuse() {
         let mut server = Connection::server(Config::default(), t0());
-        server.receive(&upgrade_request("/chat", &[]));
+        server.receive(&upgrade_request("/chat", &[]), t0());
         assert!(matches!(server.poll_event(), Some(Event::Request(_))));
         for status in [0, 101, 200, 299, 600] {
             assert_eq!(
-                server.reject(status, ""),
-                Err(SendError::InvalidStatus(status))
+                server.reject(status, "", t0()),
+                Err(AnswerError::InvalidStatus(status))
             );
         }
         assert_eq!(drain(&mut server), b"", "nothing queued");
@@ -356,7 +358,7 @@ mod refusals {
             State::Connecting,
             "still waiting for a decision"
         );
-        server.reject(307, "").unwrap();
+        server.reject(307, "", t0()).unwrap();
         assert_http_error(&drain(&mut server), "307 Temporary Redirect");
     }
 
@@ -369,7 +371,7 @@ mod refusals {
         };
         for target in ["http://server.example.com/chat", "HTTPS://h:443/chat?x=/y"] {
             let mut server = Connection::server(config(), t0());
-            server.receive(&upgrade_request(target, &[]));
+            server.receive(&upgrade_request(target, &[]), t0());
             assert!(
                 matches!(server.poll_event(), Some(Event::Request(r)) if r.path == target),
                 "{target}"
@@ -381,7 +383,7 @@ mod refusals {
             "http://h?/chat",
         ] {
             let mut server = Connection::server(config(), t0());
-            server.receive(&upgrade_request(target, &[]));
+            server.receive(&upgrade_request(target, &[]), t0());
             assert_eq!(
                 server.poll_event(),
                 Some(Event::Error(Error::Handshake(HandshakeError::PathNotFound))),
@@ -393,9 +395,9 @@ mod refusals {
     #[test]
     fn reject_sends_a_complete_http_response_and_shuts_down() {
         let mut server = Connection::server(Config::default(), t0());
-        server.receive(&upgrade_request("/chat", &[]));
+        server.receive(&upgrade_request("/chat", &[]), t0());
         assert!(matches!(server.poll_event(), Some(Event::Request(_))));
-        server.reject(403, "forbidden").unwrap();
+        server.reject(403, "forbidden", t0()).unwrap();
         assert_eq!(events(&mut server), []);
         assert_eq!(server.state(), State::Closed);
         assert!(!server.should_shutdown(), "the response is not written yet");
@@ -409,12 +411,15 @@ mod refusals {
         );
         assert!(server.should_shutdown());
         assert_eq!(
-            server.accept(Accept::default()),
-            Err(SendError::NoPendingRequest)
+            server.accept(Accept::default(), t0()),
+            Err(AnswerError::NoPendingRequest)
         );
-        assert_eq!(server.reject(403, ""), Err(SendError::NoPendingRequest));
+        assert_eq!(
+            server.reject(403, "", t0()),
+            Err(AnswerError::NoPendingRequest)
+        );
         assert_eq!(server.send_text("x"), Err(SendError::Closed));
-        server.receive(&Frame::text("ignored").masked(MASK).encode());
+        server.receive(&Frame::text("ignored").masked(MASK).encode(), t0());
         assert_eq!(events(&mut server), []);
         assert_eq!(drain(&mut server), b"");
     }
@@ -426,7 +431,7 @@ mod refusals {
             ..Config::default()
         };
         let mut server = Connection::server(config.clone(), t0());
-        server.receive(&upgrade_request("/other", &[]));
+        server.receive(&upgrade_request("/other", &[]), t0());
         assert_eq!(
             events(&mut server),
             [Event::Error(Error::Handshake(HandshakeError::PathNotFound))]
@@ -435,13 +440,13 @@ mod refusals {
         assert_http_error(&drain(&mut server), "404 Not Found");
         assert!(server.should_shutdown());
         assert_eq!(
-            server.accept(Accept::default()),
-            Err(SendError::NoPendingRequest)
+            server.accept(Accept::default(), t0()),
+            Err(AnswerError::NoPendingRequest)
         );
 
         // The query string is not part of the path.
         let mut server = Connection::server(config, t0());
-        server.receive(&upgrade_request("/chat?room=1", &[]));
+        server.receive(&upgrade_request("/chat?room=1", &[]), t0());
         let Some(Event::Request(request)) = server.poll_event() else {
             panic!("expected a request")
         };
@@ -454,7 +459,7 @@ mod refusals {
         let request = String::from_utf8(upgrade_request("/", &[]))
             .unwrap()
             .replace("Sec-WebSocket-Version: 13", "Sec-WebSocket-Version: 8");
-        server.receive(request.as_bytes());
+        server.receive(request.as_bytes(), t0());
         assert_eq!(
             events(&mut server),
             [Event::Error(Error::Handshake(
@@ -475,6 +480,7 @@ mod refusals {
         server.receive(
             b"GET / HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
               Sec-WebSocket-Version: 13\r\n\r\n",
+            t0(),
         );
         assert_eq!(
             events(&mut server),
@@ -491,7 +497,7 @@ mod refusals {
         let request = String::from_utf8(upgrade_request("/", &[]))
             .unwrap()
             .replacen("GET", "POST", 1);
-        server.receive(request.as_bytes());
+        server.receive(request.as_bytes(), t0());
         assert_eq!(
             events(&mut server),
             [Event::Error(Error::Handshake(
@@ -505,19 +511,22 @@ mod refusals {
     fn decisions_without_a_request_are_refused() {
         let mut server = Connection::server(Config::default(), t0());
         assert_eq!(
-            server.accept(Accept::default()),
-            Err(SendError::NoPendingRequest)
+            server.accept(Accept::default(), t0()),
+            Err(AnswerError::NoPendingRequest)
         );
-        assert_eq!(server.reject(403, ""), Err(SendError::NoPendingRequest));
+        assert_eq!(
+            server.reject(403, "", t0()),
+            Err(AnswerError::NoPendingRequest)
+        );
         let mut open = open_server(Config::default());
         assert_eq!(
-            open.accept(Accept::default()),
-            Err(SendError::NoPendingRequest)
+            open.accept(Accept::default(), t0()),
+            Err(AnswerError::NoPendingRequest)
         );
         let mut client = new_client(Config::default());
         assert_eq!(
-            client.accept(Accept::default()),
-            Err(SendError::NoPendingRequest)
+            client.accept(Accept::default(), t0()),
+            Err(AnswerError::NoPendingRequest)
         );
     }
 
@@ -527,7 +536,7 @@ mod refusals {
         assert_eq!(client.send_text("x"), Err(SendError::NotOpen));
         assert_eq!(client.ping(b""), Err(SendError::NotOpen));
         let mut server = Connection::server(Config::default(), t0());
-        server.receive(&upgrade_request("/", &[]));
+        server.receive(&upgrade_request("/", &[]), t0());
         assert_eq!(server.send_binary(vec![1]), Err(SendError::NotOpen));
     }
 
@@ -549,10 +558,13 @@ mod refusals {
         };
         assert_eq!(request.origin.as_deref(), Some("https://example.com"));
         server
-            .accept(Accept {
-                subprotocol: None,
-                headers: vec![("Set-Cookie".into(), "id=1".into())],
-            })
+            .accept(
+                Accept {
+                    subprotocol: None,
+                    headers: vec![("Set-Cookie".into(), "id=1".into())],
+                },
+                t0(),
+            )
             .unwrap();
         pump(&mut server, &mut client);
         let Some(Event::Open(negotiated)) = client.poll_event() else {
@@ -591,10 +603,13 @@ mod subprotocols {
         };
         assert_eq!(request.subprotocols, offered);
         server
-            .accept(Accept {
-                subprotocol: choice.map(str::to_string),
-                headers: Vec::new(),
-            })
+            .accept(
+                Accept {
+                    subprotocol: choice.map(str::to_string),
+                    headers: Vec::new(),
+                },
+                t0(),
+            )
             .unwrap();
         let Some(Event::Open(on_server)) = server.poll_event() else {
             panic!("expected open")
@@ -641,10 +656,10 @@ mod subprotocols {
             ..Config::default()
         });
         let request = drain(&mut client);
-        client.receive(&response_for(
-            &request,
-            &[("Sec-WebSocket-Protocol", "superchat")],
-        ));
+        client.receive(
+            &response_for(&request, &[("Sec-WebSocket-Protocol", "superchat")]),
+            t0(),
+        );
         assert_eq!(
             events(&mut client),
             [Event::Error(Error::Handshake(
@@ -760,12 +775,12 @@ mod extensions {
             header_value(&request, "Sec-WebSocket-Extensions").as_deref(),
             Some("x-invert; strength=1")
         );
-        server.receive(&request);
+        server.receive(&request, t0());
         let Some(Event::Request(offer)) = server.poll_event() else {
             panic!("expected a request")
         };
         assert_eq!(offer.extensions, [InvertFactory.offer()]);
-        server.accept(Accept::default()).unwrap();
+        server.accept(Accept::default(), t0()).unwrap();
         let Some(Event::Open(on_server)) = server.poll_event() else {
             panic!("expected open")
         };
@@ -775,7 +790,7 @@ mod extensions {
             header_value(&response, "Sec-WebSocket-Extensions").as_deref(),
             Some("x-invert")
         );
-        client.receive(&response);
+        client.receive(&response, t0());
         let Some(Event::Open(on_client)) = client.poll_event() else {
             panic!("expected open")
         };
@@ -792,7 +807,7 @@ mod extensions {
         assert_eq!(frames.len(), 1);
         assert_eq!(frames[0].rsv, RSV3);
         assert_eq!(frames[0].payload, invert(b"hi".to_vec()));
-        server.receive(&wire);
+        server.receive(&wire, t0());
         // The inverted bytes are not UTF-8: text is validated after the transform.
         assert_eq!(events(&mut server), [Event::Text("hi".into())]);
 
@@ -802,7 +817,7 @@ mod extensions {
             decode_frames(&wire),
             [Frame::binary(invert(vec![1, 2, 3])).rsv(RSV3)]
         );
-        client.receive(&wire);
+        client.receive(&wire, t0());
         assert_eq!(events(&mut client), [Event::Binary(vec![1, 2, 3])]);
     }
 
@@ -820,14 +835,14 @@ mod extensions {
             frames.iter().map(|f| (f.rsv, f.opcode)).collect::<Vec<_>>(),
             [(RSV3, TEXT), (0, CONT), (0, CONT)]
         );
-        client.receive(&wire);
+        client.receive(&wire, t0());
         assert_eq!(events(&mut client), [Event::Text("abcdefghij".into())]);
     }
 
     #[test]
     fn frames_without_the_bit_are_not_transformed() {
         let (_, mut server) = connected_pair(with_invert(), with_invert());
-        server.receive(&Frame::text("plain").masked(MASK).encode());
+        server.receive(&Frame::text("plain").masked(MASK).encode(), t0());
         assert_eq!(events(&mut server), [Event::Text("plain".into())]);
     }
 
@@ -840,6 +855,7 @@ mod extensions {
                 .rsv(RSV3)
                 .masked(MASK)
                 .encode(),
+            t0(),
         );
         assert_failed(&mut server, ProtocolError::ReservedBits(RSV3), 1002);
 
@@ -850,28 +866,32 @@ mod extensions {
                 .rsv(RSV3)
                 .masked(MASK)
                 .encode(),
+            t0(),
         );
         assert_failed(&mut server, ProtocolError::ReservedBits(RSV3), 1002);
 
         // The client offered it but the server did not accept it.
         let (mut client, _) = connected_pair(with_invert(), Config::default());
-        client.receive(&Frame::binary(invert(vec![1])).rsv(RSV3).encode());
+        client.receive(&Frame::binary(invert(vec![1])).rsv(RSV3).encode(), t0());
         assert_failed(&mut client, ProtocolError::ReservedBits(RSV3), 1002);
     }
 
     #[test]
     fn bits_the_extension_does_not_own_stay_errors() {
         let (_, mut server) = connected_pair(with_invert(), with_invert());
-        server.receive(&Frame::text("x").rsv(0b100).masked(MASK).encode());
+        server.receive(&Frame::text("x").rsv(0b100).masked(MASK).encode(), t0());
         assert_failed(&mut server, ProtocolError::ReservedBits(0b100), 1002);
 
         let (_, mut server) = connected_pair(with_invert(), with_invert());
-        server.receive(&Frame::ping("x").rsv(RSV3).masked(MASK).encode());
+        server.receive(&Frame::ping("x").rsv(RSV3).masked(MASK).encode(), t0());
         assert_failed(&mut server, ProtocolError::ReservedBits(RSV3), 1002);
 
         let (_, mut server) = connected_pair(with_invert(), with_invert());
-        server.receive(&Frame::text("x").fin(false).rsv(RSV3).masked(MASK).encode());
-        server.receive(&Frame::cont("y").rsv(RSV3).masked(MASK).encode());
+        server.receive(
+            &Frame::text("x").fin(false).rsv(RSV3).masked(MASK).encode(),
+            t0(),
+        );
+        server.receive(&Frame::cont("y").rsv(RSV3).masked(MASK).encode(), t0());
         assert_failed(&mut server, ProtocolError::ReservedBits(RSV3), 1002);
     }
 
@@ -883,6 +903,7 @@ mod extensions {
                 .rsv(RSV3)
                 .masked(MASK)
                 .encode(),
+            t0(),
         );
         assert_failed(
             &mut server,
@@ -899,6 +920,7 @@ mod extensions {
                 .rsv(RSV3)
                 .masked(MASK)
                 .encode(),
+            t0(),
         );
         assert_failed(&mut server, ProtocolError::InvalidUtf8, 1007);
     }
@@ -907,10 +929,10 @@ mod extensions {
     fn client_fails_on_an_extension_it_did_not_offer() {
         let mut client = new_client(Config::default());
         let request = drain(&mut client);
-        client.receive(&response_for(
-            &request,
-            &[("Sec-WebSocket-Extensions", "x-invert")],
-        ));
+        client.receive(
+            &response_for(&request, &[("Sec-WebSocket-Extensions", "x-invert")]),
+            t0(),
+        );
         assert_eq!(
             events(&mut client),
             [Event::Error(Error::Handshake(
@@ -924,10 +946,13 @@ mod extensions {
     fn client_fails_on_parameters_its_extension_refuses() {
         let mut client = new_client(with_invert());
         let request = drain(&mut client);
-        client.receive(&response_for(
-            &request,
-            &[("Sec-WebSocket-Extensions", "x-invert; strength=2")],
-        ));
+        client.receive(
+            &response_for(
+                &request,
+                &[("Sec-WebSocket-Extensions", "x-invert; strength=2")],
+            ),
+            t0(),
+        );
         assert_eq!(
             events(&mut client),
             [Event::Error(Error::Handshake(
@@ -939,19 +964,19 @@ mod extensions {
     #[test]
     fn server_declines_an_offer_its_factory_refuses() {
         let mut server = Connection::server(with_invert(), t0());
-        server.receive(&upgrade_request(
-            "/",
-            &[("Sec-WebSocket-Extensions", "x-invert; strength=9")],
-        ));
+        server.receive(
+            &upgrade_request("/", &[("Sec-WebSocket-Extensions", "x-invert; strength=9")]),
+            t0(),
+        );
         assert!(matches!(server.poll_event(), Some(Event::Request(_))));
-        server.accept(Accept::default()).unwrap();
+        server.accept(Accept::default(), t0()).unwrap();
         let Some(Event::Open(negotiated)) = server.poll_event() else {
             panic!("expected open")
         };
         assert_eq!(negotiated.extensions, []);
         let response = drain(&mut server);
         assert_eq!(header_value(&response, "Sec-WebSocket-Extensions"), None);
-        server.receive(&Frame::binary([1]).rsv(RSV3).masked(MASK).encode());
+        server.receive(&Frame::binary([1]).rsv(RSV3).masked(MASK).encode(), t0());
         assert_failed(&mut server, ProtocolError::ReservedBits(RSV3), 1002);
     }
 }

@@ -12,6 +12,7 @@ mod common;
 use common::*;
 use proptest::collection::vec;
 use proptest::prelude::*;
+use ws_proto::CloseCode;
 use ws_proto::{ClientRequest, CloseFrame, Config, Connection, Event, Role, State};
 
 /// `cases` cases; failures are reported (with the minimal input) but not persisted, as an
@@ -97,7 +98,10 @@ fn close_frame() -> impl Strategy<Value = Option<CloseFrame>> {
         3000u16..5000
     ];
     proptest::option::of(
-        (code, "[a-zé ]{0,20}").prop_map(|(code, reason)| CloseFrame { code, reason }),
+        (code, "[a-zé ]{0,20}").prop_map(|(code, reason)| CloseFrame {
+            code: CloseCode::new(code).expect("a sendable code"),
+            reason,
+        }),
     )
 }
 
@@ -149,14 +153,14 @@ fn script(items: &[Item], close: &Option<CloseFrame>) -> (Vec<Frame>, Vec<Event>
     }
     match close {
         Some(c) => {
-            frames.push(Frame::close(c.code, &c.reason));
+            frames.push(Frame::close(c.code.as_u16(), &c.reason));
             expected.push(Event::Close(c.clone()));
-            answers.push(Frame::close(c.code, ""));
+            answers.push(Frame::close(c.code.as_u16(), ""));
         }
         None => {
             frames.push(Frame::close_empty());
             expected.push(Event::Close(CloseFrame {
-                code: 1005,
+                code: CloseCode::NO_STATUS,
                 reason: String::new(),
             }));
             answers.push(Frame::close_empty());
@@ -175,7 +179,7 @@ fn feed(role: Role, wire: &[u8], cuts: &[usize]) -> (Vec<Event>, Vec<Frame>) {
     cuts.sort_unstable();
     let mut got = Vec::new();
     for pair in cuts.windows(2) {
-        conn.receive(&wire[pair[0]..pair[1]]);
+        conn.receive(&wire[pair[0]..pair[1]], t0());
         got.extend(events(&mut conn));
     }
     let answers = sent(&mut conn).into_iter().map(Frame::unmasked).collect();
@@ -288,7 +292,7 @@ fn hostile_bytes(pieces: &[Piece]) -> Vec<u8> {
 fn drive(conn: &mut Connection, bytes: &[u8], step: usize) -> Vec<Event> {
     let mut got = Vec::new();
     for (i, chunk) in bytes.chunks(step.max(1)).enumerate() {
-        conn.receive(chunk);
+        conn.receive(chunk, t0());
         conn.handle_timeout(t0() + std::time::Duration::from_millis(i as u64));
         got.extend(events(conn));
     }
@@ -313,11 +317,11 @@ proptest! {
         drain(&mut conn);
         drive(&mut conn, &bytes, step);
         if eof {
-            conn.receive_eof();
+            conn.receive_eof(t0());
         }
         let _ = events(&mut conn);
         let _ = drain(&mut conn);
-        let _ = conn.accept(Default::default());
+        let _ = conn.accept(Default::default(), t0());
         let _ = conn.send_text("x");
     }
 
@@ -330,12 +334,12 @@ proptest! {
         let mut conn = Connection::server(Config::default(), t0());
         let mut input = upgrade_request("/", &[]);
         input.extend_from_slice(&bytes);
-        conn.receive(&input);
+        conn.receive(&input, t0());
         let _ = events(&mut conn);
         if accept {
-            let _ = conn.accept(Default::default());
+            let _ = conn.accept(Default::default(), t0());
         } else {
-            let _ = conn.reject(400, "no");
+            let _ = conn.reject(400, "no", t0());
         }
         let _ = events(&mut conn);
         let _ = drain(&mut conn);
@@ -355,7 +359,7 @@ proptest! {
         let bytes = hostile_bytes(&pieces);
         let got = drive(&mut conn, &bytes, step);
         if eof {
-            conn.receive_eof();
+            conn.receive_eof(t0());
         }
         let frames = sent(&mut conn);
         let close_at = frames.iter().position(|f| f.opcode == CLOSE);
@@ -437,7 +441,7 @@ proptest! {
             (&mut server, &mut client)
         };
         let wire = send_and_check(sender, &messages, fragment)?;
-        receiver.receive(&wire);
+        receiver.receive(&wire, t0());
         let expected: Vec<Event> = messages.iter().map(Message::event).collect();
         prop_assert_eq!(events(receiver), expected);
         prop_assert_eq!(drain(receiver), b"");
@@ -458,7 +462,11 @@ proptest! {
                 1 => conn.send_binary(data.clone()),
                 2 => conn.ping(data),
                 3 => conn.pong(data),
-                _ => conn.close(*code, &String::from_utf8_lossy(&data[..data.len().min(30)])),
+                // Codes that may not be sent cannot be made: only valid ones reach `close`.
+                _ => match CloseCode::new(*code) {
+                    Some(code) => conn.close(code, &String::from_utf8_lossy(&data[..data.len().min(30)]), t0()),
+                    None => Ok(()),
+                },
             };
         }
         let frames = sent(&mut conn);

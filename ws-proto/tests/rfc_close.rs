@@ -4,11 +4,14 @@
 mod common;
 
 use common::*;
-use ws_proto::{close, CloseFrame, Config, Error, Event, ProtocolError, Role, SendError, State};
+use ws_proto::CloseCode;
+use ws_proto::{CloseFrame, Config, Error, Event, ProtocolError, Role, SendError, State};
 
 fn close_event(code: u16, reason: &str) -> Event {
     Event::Close(CloseFrame {
-        code,
+        code: CloseCode::try_from(code)
+            .ok()
+            .unwrap_or(CloseCode::NO_STATUS),
         reason: reason.into(),
     })
 }
@@ -29,14 +32,14 @@ mod close_frames {
     fn close_with_code_and_reason_is_reported_and_its_code_echoed() {
         for role in ROLES {
             let mut conn = open(role, Config::default());
-            conn.receive(&incoming(role, Frame::close(1001, "going away")));
+            conn.receive(&incoming(role, Frame::close(1001, "going away")), t0());
             assert_eq!(events(&mut conn), [close_event(1001, "going away")]);
             assert_sent(&mut conn, &[Frame::close(1001, "")]);
             assert_eq!(conn.state(), State::Closed);
             assert_eq!(
                 conn.close_status(),
                 Some(&CloseFrame {
-                    code: 1001,
+                    code: CloseCode::GOING_AWAY,
                     reason: "going away".into()
                 })
             );
@@ -51,7 +54,7 @@ mod close_frames {
                 4000, 4999,
             ] {
                 let mut conn = open(role, Config::default());
-                conn.receive(&incoming(role, Frame::close(code, "")));
+                conn.receive(&incoming(role, Frame::close(code, "")), t0());
                 assert_eq!(events(&mut conn), [close_event(code, "")], "{code}");
                 assert_sent(&mut conn, &[Frame::close(code, "")]);
             }
@@ -64,10 +67,13 @@ mod close_frames {
     fn empty_close_is_reported_as_1005_and_echoed_empty() {
         for role in ROLES {
             let mut conn = open(role, Config::default());
-            conn.receive(&incoming(role, Frame::close_empty()));
-            assert_eq!(events(&mut conn), [close_event(close::NO_STATUS, "")]);
+            conn.receive(&incoming(role, Frame::close_empty()), t0());
+            assert_eq!(
+                events(&mut conn),
+                [close_event(CloseCode::NO_STATUS.as_u16(), "")]
+            );
             assert_sent(&mut conn, &[Frame::close_empty()]);
-            assert_eq!(conn.close_status().map(|c| c.code), Some(1005));
+            assert_eq!(conn.close_status().map(|c| c.code.as_u16()), Some(1005));
         }
     }
 
@@ -75,7 +81,7 @@ mod close_frames {
     fn close_with_one_byte_payload_fails_with_1002() {
         for role in ROLES {
             let mut conn = open(role, Config::default());
-            conn.receive(&incoming(role, Frame::new(CLOSE, [0x03])));
+            conn.receive(&incoming(role, Frame::new(CLOSE, [0x03])), t0());
             assert_failed(&mut conn, ProtocolError::InvalidClosePayload, 1002);
         }
     }
@@ -88,7 +94,7 @@ mod close_frames {
         for role in ROLES {
             for code in [0, 999, 1004, 1005, 1006, 1015, 1016, 2999, 5000, 65535] {
                 let mut conn = open(role, Config::default());
-                conn.receive(&incoming(role, Frame::close(code, "")));
+                conn.receive(&incoming(role, Frame::close(code, "")), t0());
                 assert_failed(&mut conn, ProtocolError::InvalidCloseCode(code), 1002);
             }
         }
@@ -100,7 +106,10 @@ mod close_frames {
     fn close_reason_with_invalid_utf8_fails_with_1007() {
         for role in ROLES {
             let mut conn = open(role, Config::default());
-            conn.receive(&incoming(role, Frame::new(CLOSE, [0x03, 0xe8, b'o', 0xff])));
+            conn.receive(
+                &incoming(role, Frame::new(CLOSE, [0x03, 0xe8, b'o', 0xff])),
+                t0(),
+            );
             assert_failed(&mut conn, ProtocolError::InvalidUtf8, 1007);
         }
     }
@@ -110,7 +119,7 @@ mod close_frames {
         for role in ROLES {
             let reason = "r".repeat(123);
             let mut conn = open(role, Config::default());
-            conn.receive(&incoming(role, Frame::close(4000, &reason)));
+            conn.receive(&incoming(role, Frame::close(4000, &reason)), t0());
             assert_eq!(events(&mut conn), [close_event(4000, &reason)]);
         }
     }
@@ -119,9 +128,15 @@ mod close_frames {
     fn close_codes_the_application_may_not_send_are_refused() {
         for role in ROLES {
             let mut conn = open(role, Config::default());
+            // Numbers that are no close code cannot be made into one...
             for code in [0, 999, 1004, 1005, 1006, 1015, 1016, 2999, 5000] {
-                assert_eq!(conn.close(code, ""), Err(SendError::InvalidCloseCode(code)));
-                assert_eq!(conn.fail(code), Err(SendError::InvalidCloseCode(code)));
+                assert_eq!(CloseCode::new(code), None, "{code}");
+            }
+            // ...and the two codes that exist only to be reported are refused.
+            for code in [CloseCode::NO_STATUS, CloseCode::ABNORMAL] {
+                let refused = Err(SendError::InvalidCloseCode(code.as_u16()));
+                assert_eq!(conn.close(code, "", t0()), refused);
+                assert_eq!(conn.fail(code, t0()), refused);
             }
             assert_eq!(drain(&mut conn), b"");
             assert_eq!(conn.state(), State::Open);
@@ -134,12 +149,13 @@ mod close_frames {
         for role in ROLES {
             let mut conn = open(role, Config::default());
             assert_eq!(
-                conn.close(1000, &"r".repeat(124)),
+                conn.close(CloseCode::NORMAL, &"r".repeat(124), t0()),
                 Err(SendError::ControlTooLong(126))
             );
             assert_eq!(conn.state(), State::Open);
             assert_eq!(drain(&mut conn), b"");
-            conn.close(1000, &"r".repeat(123)).unwrap();
+            conn.close(CloseCode::NORMAL, &"r".repeat(123), t0())
+                .unwrap();
             assert_sent(&mut conn, &[Frame::close(1000, &"r".repeat(123))]);
         }
     }
@@ -147,7 +163,10 @@ mod close_frames {
     #[test]
     fn close_before_the_handshake_is_refused() {
         let mut server = ws_proto::Connection::server(Config::default(), t0());
-        assert_eq!(server.close(1000, ""), Err(SendError::NotOpen));
+        assert_eq!(
+            server.close(CloseCode::NORMAL, "", t0()),
+            Err(SendError::NotOpen)
+        );
         assert_eq!(server.send_text("x"), Err(SendError::NotOpen));
     }
 }
@@ -165,7 +184,7 @@ mod closing_handshake {
     #[test]
     fn server_initiated() {
         let mut server = open_server(Config::default());
-        server.close(1000, "bye").unwrap();
+        server.close(CloseCode::NORMAL, "bye", t0()).unwrap();
         assert_eq!(server.state(), State::Closing);
         assert_eq!(
             drain(&mut server),
@@ -174,13 +193,13 @@ mod closing_handshake {
         assert!(!server.should_shutdown());
 
         // The client's echo completes the handshake; the server closes TCP first.
-        server.receive(&Frame::close(1000, "").masked(MASK).encode());
+        server.receive(&Frame::close(1000, "").masked(MASK).encode(), t0());
         assert_eq!(events(&mut server), [close_event(1000, "")]);
         assert_eq!(server.state(), State::Closed);
         assert_eq!(drain(&mut server), b"", "no second close frame");
         assert!(server.should_shutdown());
         assert!(!server.is_terminated());
-        server.receive_eof();
+        server.receive_eof(t0());
         assert_eq!(events(&mut server), []);
         assert!(server.is_terminated());
     }
@@ -188,28 +207,28 @@ mod closing_handshake {
     #[test]
     fn client_initiated() {
         let mut client = open_client(Config::default());
-        client.close(1001, "").unwrap();
+        client.close(CloseCode::GOING_AWAY, "", t0()).unwrap();
         assert_eq!(client.state(), State::Closing);
         assert_sent(&mut client, &[Frame::close(1001, "")]);
 
-        client.receive(&Frame::close(1001, "").encode());
+        client.receive(&Frame::close(1001, "").encode(), t0());
         assert_eq!(events(&mut client), [close_event(1001, "")]);
         assert_eq!(client.state(), State::Closed);
         assert_eq!(drain(&mut client), b"");
         // The client waits for the server to close TCP.
         assert!(!client.should_shutdown());
         assert!(!client.is_terminated());
-        client.receive_eof();
+        client.receive_eof(t0());
         assert_eq!(events(&mut client), [], "EOF after the handshake is normal");
         assert!(client.is_terminated());
         assert!(client.should_shutdown());
-        assert_eq!(client.close_status().map(|c| c.code), Some(1001));
+        assert_eq!(client.close_status().map(|c| c.code.as_u16()), Some(1001));
     }
 
     #[test]
     fn server_echoes_a_client_close_and_closes_tcp_first() {
         let mut server = open_server(Config::default());
-        server.receive(&Frame::close(1000, "done").masked(MASK).encode());
+        server.receive(&Frame::close(1000, "done").masked(MASK).encode(), t0());
         assert_eq!(events(&mut server), [close_event(1000, "done")]);
         assert!(!server.should_shutdown(), "the echo is not written yet");
         assert_sent(&mut server, &[Frame::close(1000, "")]);
@@ -219,12 +238,12 @@ mod closing_handshake {
     #[test]
     fn client_echoes_a_server_close_and_waits_for_eof() {
         let mut client = open_client(Config::default());
-        client.receive(&Frame::close(1000, "done").encode());
+        client.receive(&Frame::close(1000, "done").encode(), t0());
         assert_eq!(events(&mut client), [close_event(1000, "done")]);
         assert_sent(&mut client, &[Frame::close(1000, "")]);
         assert_eq!(client.state(), State::Closed);
         assert!(!client.should_shutdown());
-        client.receive_eof();
+        client.receive_eof(t0());
         assert!(client.is_terminated());
     }
 
@@ -232,11 +251,14 @@ mod closing_handshake {
     fn sending_after_close_is_refused() {
         for role in ROLES {
             let mut conn = open(role, Config::default());
-            conn.close(1000, "").unwrap();
+            conn.close(CloseCode::NORMAL, "", t0()).unwrap();
             drain(&mut conn);
             assert_eq!(conn.send_text("late"), Err(SendError::Closed));
             assert_eq!(conn.send_binary(vec![1]), Err(SendError::Closed));
-            assert_eq!(conn.close(1000, ""), Err(SendError::Closed));
+            assert_eq!(
+                conn.close(CloseCode::NORMAL, "", t0()),
+                Err(SendError::Closed)
+            );
             assert_eq!(drain(&mut conn), b"");
         }
     }
@@ -245,11 +267,14 @@ mod closing_handshake {
     fn sending_after_receiving_close_is_refused() {
         for role in ROLES {
             let mut conn = open(role, Config::default());
-            conn.receive(&incoming(role, Frame::close(1000, "")));
+            conn.receive(&incoming(role, Frame::close(1000, "")), t0());
             drain(&mut conn);
             assert_eq!(conn.send_text("late"), Err(SendError::Closed));
             assert_eq!(conn.ping(b""), Err(SendError::Closed));
-            assert_eq!(conn.close(1000, ""), Err(SendError::Closed));
+            assert_eq!(
+                conn.close(CloseCode::NORMAL, "", t0()),
+                Err(SendError::Closed)
+            );
             assert_eq!(drain(&mut conn), b"");
         }
     }
@@ -259,12 +284,12 @@ mod closing_handshake {
     fn messages_received_while_closing_are_delivered() {
         for role in ROLES {
             let mut conn = open(role, Config::default());
-            conn.close(1000, "").unwrap();
+            conn.close(CloseCode::NORMAL, "", t0()).unwrap();
             drain(&mut conn);
-            conn.receive(&incoming_all(
-                role,
-                [Frame::text("in flight"), Frame::close(1000, "")],
-            ));
+            conn.receive(
+                &incoming_all(role, [Frame::text("in flight"), Frame::close(1000, "")]),
+                t0(),
+            );
             assert_eq!(
                 events(&mut conn),
                 [Event::Text("in flight".into()), close_event(1000, "")]
@@ -279,9 +304,9 @@ mod closing_handshake {
     fn ping_received_while_closing_is_answered() {
         for role in ROLES {
             let mut conn = open(role, Config::default());
-            conn.close(1000, "").unwrap();
+            conn.close(CloseCode::NORMAL, "", t0()).unwrap();
             drain(&mut conn);
-            conn.receive(&incoming(role, Frame::ping("still there?")));
+            conn.receive(&incoming(role, Frame::ping("still there?")), t0());
             assert_eq!(events(&mut conn), [Event::Ping(b"still there?".to_vec())]);
             assert_sent(&mut conn, &[Frame::pong("still there?")]);
         }
@@ -294,18 +319,21 @@ mod closing_handshake {
     fn frames_after_the_peers_close_are_ignored() {
         for role in ROLES {
             let mut conn = open(role, Config::default());
-            conn.receive(&incoming_all(
-                role,
-                [
-                    Frame::close(1000, ""),
-                    Frame::text("after"),
-                    Frame::ping("after"),
-                    Frame::new(0x3, "reserved"),
-                ],
-            ));
+            conn.receive(
+                &incoming_all(
+                    role,
+                    [
+                        Frame::close(1000, ""),
+                        Frame::text("after"),
+                        Frame::ping("after"),
+                        Frame::new(0x3, "reserved"),
+                    ],
+                ),
+                t0(),
+            );
             assert_eq!(events(&mut conn), [close_event(1000, "")]);
             assert_sent(&mut conn, &[Frame::close(1000, "")]);
-            conn.receive(&incoming(role, Frame::ping("later")));
+            conn.receive(&incoming(role, Frame::ping("later")), t0());
             assert_eq!(events(&mut conn), []);
             assert_eq!(drain(&mut conn), b"");
         }
@@ -315,10 +343,13 @@ mod closing_handshake {
     fn close_interrupts_a_fragmented_message() {
         for role in ROLES {
             let mut conn = open(role, Config::default());
-            conn.receive(&incoming_all(
-                role,
-                [Frame::text("part").fin(false), Frame::close(1000, "")],
-            ));
+            conn.receive(
+                &incoming_all(
+                    role,
+                    [Frame::text("part").fin(false), Frame::close(1000, "")],
+                ),
+                t0(),
+            );
             assert_eq!(events(&mut conn), [close_event(1000, "")]);
         }
     }
@@ -335,13 +366,16 @@ mod abnormal_closure {
     fn eof_without_close_is_a_reset_with_1006() {
         for role in ROLES {
             let mut conn = open(role, Config::default());
-            conn.receive_eof();
+            conn.receive_eof(t0());
             assert_eq!(events(&mut conn), [Event::Error(Error::ConnectionReset)]);
-            assert_eq!(conn.close_status().map(|c| c.code), Some(close::ABNORMAL));
+            assert_eq!(
+                conn.close_status().map(|c| c.code.as_u16()),
+                Some(CloseCode::ABNORMAL.as_u16())
+            );
             assert_eq!(conn.state(), State::Closed);
             assert!(conn.is_terminated());
             assert_eq!(drain(&mut conn), b"", "nothing to say to a closed socket");
-            conn.receive(&incoming(role, Frame::text("x")));
+            conn.receive(&incoming(role, Frame::text("x")), t0());
             assert_eq!(events(&mut conn), []);
         }
     }
@@ -350,11 +384,11 @@ mod abnormal_closure {
     fn eof_while_closing_is_a_reset_with_1006() {
         for role in ROLES {
             let mut conn = open(role, Config::default());
-            conn.close(1000, "").unwrap();
+            conn.close(CloseCode::NORMAL, "", t0()).unwrap();
             drain(&mut conn);
-            conn.receive_eof();
+            conn.receive_eof(t0());
             assert_eq!(events(&mut conn), [Event::Error(Error::ConnectionReset)]);
-            assert_eq!(conn.close_status().map(|c| c.code), Some(1006));
+            assert_eq!(conn.close_status().map(|c| c.code.as_u16()), Some(1006));
             assert!(conn.is_terminated());
         }
     }
@@ -366,25 +400,25 @@ mod abnormal_closure {
     fn eof_after_a_close_still_queued_reports_only_the_close() {
         for role in ROLES {
             let mut conn = open(role, Config::default());
-            conn.receive(&incoming_all(
-                role,
-                [Frame::text("last words"), Frame::close(1001, "bye")],
-            ));
-            conn.receive_eof();
+            conn.receive(
+                &incoming_all(role, [Frame::text("last words"), Frame::close(1001, "bye")]),
+                t0(),
+            );
+            conn.receive_eof(t0());
             assert_eq!(
                 events(&mut conn),
                 [Event::Text("last words".into()), close_event(1001, "bye")],
                 "{role:?}"
             );
-            assert_eq!(conn.close_status().map(|c| c.code), Some(1001));
+            assert_eq!(conn.close_status().map(|c| c.code.as_u16()), Some(1001));
             assert!(conn.is_terminated());
 
             let mut conn = open(role, Config::default());
-            conn.receive(&incoming_all(
-                role,
-                [Frame::text("ok"), Frame::text("bad").rsv(0b100)],
-            ));
-            conn.receive_eof();
+            conn.receive(
+                &incoming_all(role, [Frame::text("ok"), Frame::text("bad").rsv(0b100)]),
+                t0(),
+            );
+            conn.receive_eof(t0());
             assert_eq!(
                 events(&mut conn),
                 [
@@ -393,7 +427,7 @@ mod abnormal_closure {
                 ],
                 "{role:?}"
             );
-            assert_eq!(conn.close_status().map(|c| c.code), Some(1002));
+            assert_eq!(conn.close_status().map(|c| c.code.as_u16()), Some(1002));
         }
     }
 
@@ -402,18 +436,18 @@ mod abnormal_closure {
         for role in ROLES {
             let mut conn = open(role, Config::default());
             let wire = incoming(role, Frame::text("truncated"));
-            conn.receive(&wire[..wire.len() - 2]);
-            conn.receive_eof();
+            conn.receive(&wire[..wire.len() - 2], t0());
+            conn.receive_eof(t0());
             assert_eq!(events(&mut conn), [Event::Error(Error::ConnectionReset)]);
-            assert_eq!(conn.close_status().map(|c| c.code), Some(1006));
+            assert_eq!(conn.close_status().map(|c| c.code.as_u16()), Some(1006));
         }
     }
 
     #[test]
     fn eof_during_the_handshake_is_a_reset() {
         let mut server = ws_proto::Connection::server(Config::default(), t0());
-        server.receive(b"GET /chat HTTP/1.1\r\n");
-        server.receive_eof();
+        server.receive(b"GET /chat HTTP/1.1\r\n", t0());
+        server.receive_eof(t0());
         assert_eq!(events(&mut server), [Event::Error(Error::ConnectionReset)]);
         assert!(server.is_terminated());
     }
@@ -430,11 +464,14 @@ mod failing {
     fn application_fails_the_connection() {
         for role in ROLES {
             let mut conn = open(role, Config::default());
-            conn.fail(close::POLICY_VIOLATION).unwrap();
+            conn.fail(CloseCode::POLICY_VIOLATION, t0()).unwrap();
             assert_eq!(events(&mut conn), []);
             // Either side closes TCP right after a failure, the client too.
             assert_failed_quietly(&mut conn, 1008);
-            assert_eq!(conn.fail(1008), Err(SendError::Closed));
+            assert_eq!(
+                conn.fail(CloseCode::POLICY_VIOLATION, t0()),
+                Err(SendError::Closed)
+            );
             assert_eq!(conn.send_text("x"), Err(SendError::Closed));
         }
     }
@@ -445,15 +482,15 @@ mod failing {
     fn failing_supersedes_a_close_queued_behind_a_message() {
         for role in ROLES {
             let mut conn = open(role, Config::default());
-            conn.receive(&incoming_all(
-                role,
-                [Frame::text("x"), Frame::close(1001, "")],
-            ));
+            conn.receive(
+                &incoming_all(role, [Frame::text("x"), Frame::close(1001, "")]),
+                t0(),
+            );
             assert_eq!(conn.poll_event(), Some(Event::Text("x".into())));
-            conn.fail(close::INTERNAL_ERROR).unwrap();
+            conn.fail(CloseCode::INTERNAL_ERROR, t0()).unwrap();
             assert_eq!(events(&mut conn), [], "{role:?}");
             assert_failed_quietly(&mut conn, 1011);
-            assert_eq!(conn.close_status().map(|c| c.code), Some(1011));
+            assert_eq!(conn.close_status().map(|c| c.code.as_u16()), Some(1011));
         }
     }
 
@@ -461,9 +498,9 @@ mod failing {
     fn failing_while_closing_sends_no_second_close() {
         for role in ROLES {
             let mut conn = open(role, Config::default());
-            conn.close(1000, "").unwrap();
+            conn.close(CloseCode::NORMAL, "", t0()).unwrap();
             assert_sent(&mut conn, &[Frame::close(1000, "")]);
-            conn.fail(1011).unwrap();
+            conn.fail(CloseCode::INTERNAL_ERROR, t0()).unwrap();
             assert_eq!(drain(&mut conn), b"");
             assert_eq!(conn.state(), State::Closed);
             assert!(conn.should_shutdown());
@@ -474,9 +511,9 @@ mod failing {
     fn protocol_error_while_closing_sends_no_second_close() {
         for role in ROLES {
             let mut conn = open(role, Config::default());
-            conn.close(1000, "").unwrap();
+            conn.close(CloseCode::NORMAL, "", t0()).unwrap();
             drain(&mut conn);
-            conn.receive(&incoming(role, Frame::new(0x4, "")));
+            conn.receive(&incoming(role, Frame::new(0x4, "")), t0());
             assert_eq!(
                 events(&mut conn),
                 [Event::Error(Error::Protocol(
@@ -493,10 +530,13 @@ mod failing {
     fn failure_drops_the_message_in_progress() {
         for role in ROLES {
             let mut conn = open(role, Config::default());
-            conn.receive(&incoming_all(
-                role,
-                [Frame::text("first half ").fin(false), Frame::new(0xb, "")],
-            ));
+            conn.receive(
+                &incoming_all(
+                    role,
+                    [Frame::text("first half ").fin(false), Frame::new(0xb, "")],
+                ),
+                t0(),
+            );
             assert_failed(&mut conn, ProtocolError::ReservedOpcode(0xb), 1002);
         }
     }
@@ -504,12 +544,12 @@ mod failing {
     #[test]
     fn client_closes_tcp_itself_after_a_failure() {
         let mut client = open_client(Config::default());
-        client.receive(&Frame::text("x").masked(MASK).encode());
+        client.receive(&Frame::text("x").masked(MASK).encode(), t0());
         assert_eq!(client.role(), Role::Client);
         assert_failed(&mut client, ProtocolError::MaskedFrame, 1002);
         // `assert_failed` checked should_shutdown() for the client as well.
         assert!(!client.is_terminated());
-        client.receive_eof();
+        client.receive_eof(t0());
         assert!(client.is_terminated());
         assert_eq!(events(&mut client), []);
     }

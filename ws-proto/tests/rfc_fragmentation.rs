@@ -23,17 +23,20 @@ mod receiving {
     fn fragments_are_reassembled() {
         for role in ROLES {
             let mut conn = open(role, Config::default());
-            conn.receive(&incoming_all(
-                role,
-                [
-                    Frame::text("frag").fin(false),
-                    Frame::cont("men").fin(false),
-                    Frame::cont("").fin(false),
-                    Frame::cont("ted"),
-                    Frame::binary([1, 2]).fin(false),
-                    Frame::cont([3]),
-                ],
-            ));
+            conn.receive(
+                &incoming_all(
+                    role,
+                    [
+                        Frame::text("frag").fin(false),
+                        Frame::cont("men").fin(false),
+                        Frame::cont("").fin(false),
+                        Frame::cont("ted"),
+                        Frame::binary([1, 2]).fin(false),
+                        Frame::cont([3]),
+                    ],
+                ),
+                t0(),
+            );
             assert_eq!(
                 events(&mut conn),
                 [
@@ -49,10 +52,10 @@ mod receiving {
     fn nothing_is_delivered_before_the_final_fragment() {
         for role in ROLES {
             let mut conn = open(role, Config::default());
-            conn.receive(&incoming(role, Frame::binary([1]).fin(false)));
-            conn.receive(&incoming(role, Frame::cont([2]).fin(false)));
+            conn.receive(&incoming(role, Frame::binary([1]).fin(false)), t0());
+            conn.receive(&incoming(role, Frame::cont([2]).fin(false)), t0());
             assert_eq!(events(&mut conn), []);
-            conn.receive(&incoming(role, Frame::cont([3])));
+            conn.receive(&incoming(role, Frame::cont([3])), t0());
             assert_eq!(events(&mut conn), [Event::Binary(vec![1, 2, 3])]);
         }
     }
@@ -62,7 +65,7 @@ mod receiving {
         for role in ROLES {
             for fin in [true, false] {
                 let mut conn = open(role, Config::default());
-                conn.receive(&incoming(role, Frame::cont("x").fin(fin)));
+                conn.receive(&incoming(role, Frame::cont("x").fin(fin)), t0());
                 assert_failed(&mut conn, ProtocolError::UnexpectedContinuation, 1002);
             }
         }
@@ -72,9 +75,9 @@ mod receiving {
     fn continuation_after_a_complete_message_fails_with_1002() {
         for role in ROLES {
             let mut conn = open(role, Config::default());
-            conn.receive(&incoming(role, Frame::text("done")));
+            conn.receive(&incoming(role, Frame::text("done")), t0());
             assert_eq!(events(&mut conn), [Event::Text("done".into())]);
-            conn.receive(&incoming(role, Frame::cont("more")));
+            conn.receive(&incoming(role, Frame::cont("more")), t0());
             assert_failed(&mut conn, ProtocolError::UnexpectedContinuation, 1002);
         }
     }
@@ -85,8 +88,8 @@ mod receiving {
             for first in [Frame::text("a"), Frame::binary("a")] {
                 for second in [Frame::text("b"), Frame::binary("b")] {
                     let mut conn = open(role, Config::default());
-                    conn.receive(&incoming(role, first.clone().fin(false)));
-                    conn.receive(&incoming(role, second.clone().fin(false)));
+                    conn.receive(&incoming(role, first.clone().fin(false)), t0());
+                    conn.receive(&incoming(role, second.clone().fin(false)), t0());
                     assert_failed(&mut conn, ProtocolError::ExpectedContinuation, 1002);
                 }
             }
@@ -97,16 +100,16 @@ mod receiving {
     fn control_frames_interleaved_in_a_fragmented_message() {
         for role in ROLES {
             let mut conn = open(role, Config::default());
-            conn.receive(&incoming(role, Frame::text("Spam").fin(false)));
+            conn.receive(&incoming(role, Frame::text("Spam").fin(false)), t0());
             assert_eq!(events(&mut conn), []);
-            conn.receive(&incoming(role, Frame::ping("Ping")));
+            conn.receive(&incoming(role, Frame::ping("Ping")), t0());
             assert_eq!(events(&mut conn), [Event::Ping(b"Ping".to_vec())]);
             // The pong goes out right away, in the middle of the peer's message.
             assert_sent(&mut conn, &[Frame::pong("Ping")]);
-            conn.receive(&incoming(role, Frame::cont("Ham").fin(false)));
-            conn.receive(&incoming(role, Frame::pong("Pong")));
+            conn.receive(&incoming(role, Frame::cont("Ham").fin(false)), t0());
+            conn.receive(&incoming(role, Frame::pong("Pong")), t0());
             assert_eq!(events(&mut conn), [Event::Pong(b"Pong".to_vec())]);
-            conn.receive(&incoming(role, Frame::cont("Eggs")));
+            conn.receive(&incoming(role, Frame::cont("Eggs")), t0());
             assert_eq!(events(&mut conn), [Event::Text("SpamHamEggs".into())]);
             assert_eq!(drain(&mut conn), b"");
         }
@@ -126,7 +129,7 @@ mod receiving {
             let mut conn = open(role, Config::default());
             let mut got = Vec::new();
             for piece in wire.chunks(13) {
-                conn.receive(piece);
+                conn.receive(piece, t0());
                 got.extend(events(&mut conn));
             }
             let mut message = vec![1; 300];
@@ -144,13 +147,13 @@ mod receiving {
                 ..Config::default()
             };
             let mut conn = open(role, config);
-            conn.receive(&incoming(role, Frame::binary([0; 6]).fin(false)));
-            conn.receive(&incoming(role, Frame::cont([0; 4]).fin(false)));
+            conn.receive(&incoming(role, Frame::binary([0; 6]).fin(false)), t0());
+            conn.receive(&incoming(role, Frame::cont([0; 4]).fin(false)), t0());
             assert_eq!(events(&mut conn), []);
             let wire = incoming(role, Frame::cont([0; 1]));
             // 11 > 10 is known from the header: the payload is not waited for.
             let header_len = if role == Role::Server { 6 } else { 2 };
-            conn.receive(&wire[..header_len]);
+            conn.receive(&wire[..header_len], t0());
             assert_failed(
                 &mut conn,
                 ProtocolError::MessageTooLarge { size: 11, max: 10 },
@@ -167,13 +170,16 @@ mod receiving {
                 ..Config::default()
             };
             let mut conn = open(role, config);
-            conn.receive(&incoming_all(
-                role,
-                [Frame::text("01234").fin(false), Frame::cont("56789")],
-            ));
+            conn.receive(
+                &incoming_all(
+                    role,
+                    [Frame::text("01234").fin(false), Frame::cont("56789")],
+                ),
+                t0(),
+            );
             assert_eq!(events(&mut conn), [Event::Text("0123456789".into())]);
             // The limit applies per message: the next one starts from zero.
-            conn.receive(&incoming(role, Frame::text("0123456789")));
+            conn.receive(&incoming(role, Frame::text("0123456789")), t0());
             assert_eq!(events(&mut conn), [Event::Text("0123456789".into())]);
         }
     }
@@ -186,14 +192,17 @@ mod receiving {
                 ..Config::default()
             };
             let mut conn = open(role, config);
-            conn.receive(&incoming_all(
-                role,
-                [
-                    Frame::binary([0; 8]).fin(false),
-                    Frame::ping(vec![0; 100]),
-                    Frame::cont([0; 2]),
-                ],
-            ));
+            conn.receive(
+                &incoming_all(
+                    role,
+                    [
+                        Frame::binary([0; 8]).fin(false),
+                        Frame::ping(vec![0; 100]),
+                        Frame::cont([0; 2]),
+                    ],
+                ),
+                t0(),
+            );
             assert_eq!(
                 events(&mut conn),
                 [Event::Ping(vec![0; 100]), Event::Binary(vec![0; 10])]
@@ -352,7 +361,10 @@ mod sending {
         assert_eq!(frames[0].payload, text.as_bytes()[..3]);
         assert_eq!(frames[0].payload[2], 0xcf, "ends with the lead byte of 'ό'");
         let mut client = open_client(Config::default());
-        client.receive(&frames.iter().flat_map(Frame::encode).collect::<Vec<u8>>());
+        client.receive(
+            &frames.iter().flat_map(Frame::encode).collect::<Vec<u8>>(),
+            t0(),
+        );
         assert_eq!(events(&mut client), [Event::Text(text.into())]);
     }
 

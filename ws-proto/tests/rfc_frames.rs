@@ -4,7 +4,8 @@
 mod common;
 
 use common::*;
-use ws_proto::{close, Config, Event, ProtocolError, Role, SendError};
+use ws_proto::CloseCode;
+use ws_proto::{Config, Event, ProtocolError, Role, SendError};
 
 /// §5.7 Examples.
 ///
@@ -45,7 +46,7 @@ mod examples {
     #[test]
     fn client_receives_single_frame_unmasked_text() {
         let mut client = open_client(Config::default());
-        client.receive(&UNMASKED_HELLO);
+        client.receive(&UNMASKED_HELLO, t0());
         assert_eq!(events(&mut client), [Event::Text("Hello".into())]);
         assert_eq!(drain(&mut client), b"");
     }
@@ -53,7 +54,7 @@ mod examples {
     #[test]
     fn server_receives_single_frame_masked_text() {
         let mut server = open_server(Config::default());
-        server.receive(&MASKED_HELLO);
+        server.receive(&MASKED_HELLO, t0());
         assert_eq!(events(&mut server), [Event::Text("Hello".into())]);
         assert_eq!(drain(&mut server), b"");
     }
@@ -80,9 +81,9 @@ mod examples {
     #[test]
     fn client_receives_fragmented_unmasked_text() {
         let mut client = open_client(Config::default());
-        client.receive(&HEL);
+        client.receive(&HEL, t0());
         assert_eq!(events(&mut client), []);
-        client.receive(&LO);
+        client.receive(&LO, t0());
         assert_eq!(events(&mut client), [Event::Text("Hello".into())]);
     }
 
@@ -101,7 +102,7 @@ mod examples {
     #[test]
     fn client_answers_unmasked_ping_with_masked_pong() {
         let mut client = open_client(Config::default());
-        client.receive(&[0x89, 0x05, 0x48, 0x65, 0x6c, 0x6c, 0x6f]);
+        client.receive(&[0x89, 0x05, 0x48, 0x65, 0x6c, 0x6c, 0x6f], t0());
         assert_eq!(events(&mut client), [Event::Ping(b"Hello".to_vec())]);
         let wire = drain(&mut client);
         // 0x8a 0x85 <key> <"Hello" masked>: the RFC's response with the client's key.
@@ -113,7 +114,7 @@ mod examples {
     #[test]
     fn server_answers_masked_ping_with_unmasked_pong() {
         let mut server = open_server(Config::default());
-        server.receive(&Frame::ping("Hello").masked(MASK).encode());
+        server.receive(&Frame::ping("Hello").masked(MASK).encode(), t0());
         assert_eq!(events(&mut server), [Event::Ping(b"Hello".to_vec())]);
         assert_eq!(
             drain(&mut server),
@@ -154,7 +155,7 @@ mod examples {
         wire.extend(pattern(256));
         wire.extend([0x82, 0x7f, 0x00, 0x00, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00]);
         wire.extend(pattern(65536));
-        client.receive(&wire);
+        client.receive(&wire, t0());
         assert_eq!(
             events(&mut client),
             [Event::Binary(pattern(256)), Event::Binary(pattern(65536))]
@@ -198,7 +199,7 @@ mod base_framing {
             for rsv in 1..8u8 {
                 for frame in [Frame::text("x"), Frame::binary("x"), Frame::ping("x")] {
                     let mut conn = open(role, Config::default());
-                    conn.receive(&incoming(role, frame.clone().rsv(rsv)));
+                    conn.receive(&incoming(role, frame.clone().rsv(rsv)), t0());
                     assert_failed(&mut conn, ProtocolError::ReservedBits(rsv), 1002);
                 }
             }
@@ -209,8 +210,8 @@ mod base_framing {
     fn reserved_bits_on_a_continuation_fail_with_1002() {
         for role in ROLES {
             let mut conn = open(role, Config::default());
-            conn.receive(&incoming(role, Frame::text("a").fin(false)));
-            conn.receive(&incoming(role, Frame::cont("b").rsv(0b100)));
+            conn.receive(&incoming(role, Frame::text("a").fin(false)), t0());
+            conn.receive(&incoming(role, Frame::cont("b").rsv(0b100)), t0());
             assert_failed(&mut conn, ProtocolError::ReservedBits(0b100), 1002);
         }
     }
@@ -220,7 +221,7 @@ mod base_framing {
         for role in ROLES {
             for opcode in (0x3..=0x7).chain(0xb..=0xf) {
                 let mut conn = open(role, Config::default());
-                conn.receive(&incoming(role, Frame::new(opcode, "")));
+                conn.receive(&incoming(role, Frame::new(opcode, "")), t0());
                 assert_failed(&mut conn, ProtocolError::ReservedOpcode(opcode), 1002);
             }
         }
@@ -231,9 +232,9 @@ mod base_framing {
         for role in ROLES {
             let mut conn = open(role, Config::default());
             let wire = incoming(role, Frame::new(0x3, "payload"));
-            conn.receive(&wire[..1]);
+            conn.receive(&wire[..1], t0());
             assert_eq!(events(&mut conn), []);
-            conn.receive(&wire[1..2]);
+            conn.receive(&wire[1..2], t0());
             assert_failed(&mut conn, ProtocolError::ReservedOpcode(0x3), 1002);
         }
     }
@@ -245,11 +246,14 @@ mod base_framing {
         let mut server = open_server(Config::default());
         let mut wire = vec![0x82, 0xff, 0x80, 0, 0, 0, 0, 0, 0, 1];
         wire.extend_from_slice(&MASK);
-        server.receive(&wire);
+        server.receive(&wire, t0());
         assert_failed(&mut server, ProtocolError::InvalidPayloadLength, 1002);
 
         let mut client = open_client(Config::default());
-        client.receive(&[0x82, 0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]);
+        client.receive(
+            &[0x82, 0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff],
+            t0(),
+        );
         assert_failed(&mut client, ProtocolError::InvalidPayloadLength, 1002);
     }
 
@@ -262,7 +266,7 @@ mod base_framing {
             let mut conn = open(role, Config::default());
             let mut got = Vec::new();
             for byte in &wire {
-                conn.receive(std::slice::from_ref(byte));
+                conn.receive(std::slice::from_ref(byte), t0());
                 got.extend(events(&mut conn));
             }
             let expected: Vec<Event> = messages.iter().cloned().map(Event::Binary).collect();
@@ -274,7 +278,10 @@ mod base_framing {
     fn empty_messages() {
         for role in ROLES {
             let mut conn = open(role, Config::default());
-            conn.receive(&incoming_all(role, [Frame::text(""), Frame::binary("")]));
+            conn.receive(
+                &incoming_all(role, [Frame::text(""), Frame::binary("")]),
+                t0(),
+            );
             assert_eq!(
                 events(&mut conn),
                 [Event::Text(String::new()), Event::Binary(Vec::new())]
@@ -303,7 +310,7 @@ mod masking {
             Frame::close(1000, ""),
         ] {
             let mut server = open_server(Config::default());
-            server.receive(&frame.encode());
+            server.receive(&frame.encode(), t0());
             assert_failed(&mut server, ProtocolError::UnmaskedFrame, 1002);
         }
     }
@@ -316,7 +323,7 @@ mod masking {
             Frame::close(1000, ""),
         ] {
             let mut client = open_client(Config::default());
-            client.receive(&frame.masked(MASK).encode());
+            client.receive(&frame.masked(MASK).encode(), t0());
             assert_failed(&mut client, ProtocolError::MaskedFrame, 1002);
         }
     }
@@ -330,7 +337,7 @@ mod masking {
             client.send_binary(vec![i; 16]).unwrap();
         }
         client.ping(b"p").unwrap();
-        client.close(1000, "").unwrap();
+        client.close(CloseCode::NORMAL, "", t0()).unwrap();
         let frames = sent(&mut client);
         assert_eq!(frames.len(), 10);
         let keys: Vec<[u8; 4]> = frames.iter().map(|f| f.mask.unwrap()).collect();
@@ -348,7 +355,7 @@ mod masking {
         server.send_binary(vec![0; 5000]).unwrap();
         server.ping(b"").unwrap();
         server.pong(b"x").unwrap();
-        server.close(1000, "").unwrap();
+        server.close(CloseCode::NORMAL, "", t0()).unwrap();
         // `sent` checks the mask bit of every frame against the role.
         assert_eq!(sent(&mut server).len(), 5);
     }
@@ -360,7 +367,7 @@ mod masking {
             .masked([1, 2, 3, 4])
             .encode();
         for piece in wire.chunks(7) {
-            server.receive(piece);
+            server.receive(piece, t0());
         }
         assert_eq!(events(&mut server), [Event::Binary((0..=255u8).collect())]);
     }
@@ -378,7 +385,7 @@ mod control_frames {
         for role in ROLES {
             for frame in [Frame::ping("x"), Frame::pong("x"), Frame::close(1000, "")] {
                 let mut conn = open(role, Config::default());
-                conn.receive(&incoming(role, frame.fin(false)));
+                conn.receive(&incoming(role, frame.fin(false)), t0());
                 assert_failed(&mut conn, ProtocolError::FragmentedControlFrame, 1002);
             }
         }
@@ -394,10 +401,10 @@ mod control_frames {
         };
         for role in ROLES {
             let mut conn = open(role, config());
-            conn.receive(&incoming(role, Frame::ping(vec![0; 126])));
+            conn.receive(&incoming(role, Frame::ping(vec![0; 126])), t0());
             assert_failed(&mut conn, ProtocolError::ControlFrameTooLong(126), 1002);
             let mut conn = open(role, config());
-            conn.receive(&incoming(role, Frame::ping(vec![0; 101]).fin(false)));
+            conn.receive(&incoming(role, Frame::ping(vec![0; 101]).fin(false)), t0());
             assert_failed(&mut conn, ProtocolError::FragmentedControlFrame, 1002);
         }
     }
@@ -414,7 +421,7 @@ mod control_frames {
                 let wire = incoming(role, Frame::new(opcode, payload));
                 // Fails on the header, before the payload arrives.
                 let header_len = if role == Role::Server { 8 } else { 4 };
-                conn.receive(&wire[..header_len]);
+                conn.receive(&wire[..header_len], t0());
                 assert_failed(&mut conn, ProtocolError::ControlFrameTooLong(126), 1002);
             }
         }
@@ -424,7 +431,7 @@ mod control_frames {
     fn control_payload_of_125_is_accepted() {
         for role in ROLES {
             let mut conn = open(role, Config::default());
-            conn.receive(&incoming(role, Frame::ping(vec![7u8; 125])));
+            conn.receive(&incoming(role, Frame::ping(vec![7u8; 125])), t0());
             assert_eq!(events(&mut conn), [Event::Ping(vec![7u8; 125])]);
             assert_sent(&mut conn, &[Frame::pong(vec![7u8; 125])]);
         }
@@ -462,7 +469,7 @@ mod limits {
                 wire[1] |= 0x80;
                 wire.extend_from_slice(&MASK);
             }
-            conn.receive(&wire);
+            conn.receive(&wire, t0());
             assert_failed(
                 &mut conn,
                 ProtocolError::FrameTooLarge {
@@ -482,20 +489,20 @@ mod limits {
                 ..Config::default()
             };
             let mut conn = open(role, config.clone());
-            conn.receive(&incoming(role, Frame::binary(vec![0; 100])));
+            conn.receive(&incoming(role, Frame::binary(vec![0; 100])), t0());
             assert_eq!(events(&mut conn), [Event::Binary(vec![0; 100])]);
 
             let wire = incoming(role, Frame::binary(vec![0; 101]));
             // The header alone is enough to fail.
             let header_len = if role == Role::Server { 8 } else { 4 };
-            conn.receive(&wire[..header_len]);
+            conn.receive(&wire[..header_len], t0());
             assert_failed(
                 &mut conn,
                 ProtocolError::FrameTooLarge {
                     size: 101,
                     max: 100,
                 },
-                close::MESSAGE_TOO_BIG,
+                CloseCode::MESSAGE_TOO_BIG.as_u16(),
             );
         }
     }

@@ -16,7 +16,7 @@ const KOSME: &[u8] = &[
 /// event appeared (and the events), or `None`.
 fn first_event_at(conn: &mut Connection, wire: &[u8]) -> Option<(usize, Vec<Event>)> {
     for (i, byte) in wire.iter().enumerate() {
-        conn.receive(std::slice::from_ref(byte));
+        conn.receive(std::slice::from_ref(byte), t0());
         let got = events(conn);
         if !got.is_empty() {
             return Some((i, got));
@@ -42,11 +42,11 @@ mod validation {
         for role in ROLES {
             let mut conn = open(role, Config::default());
             let text = "κόσμε €𝄞 ascii";
-            conn.receive(&incoming(role, Frame::text(text)));
+            conn.receive(&incoming(role, Frame::text(text)), t0());
             assert_eq!(events(&mut conn), [Event::Text(text.into())]);
             let mut kosme = KOSME.to_vec();
             kosme.extend_from_slice(&[0xf4, 0x8f, 0xbf, 0xbf]); // U+10FFFF, the last code point
-            conn.receive(&incoming(role, Frame::new(TEXT, kosme.clone())));
+            conn.receive(&incoming(role, Frame::new(TEXT, kosme.clone())), t0());
             assert_eq!(
                 events(&mut conn),
                 [Event::Text(String::from_utf8(kosme).unwrap())]
@@ -61,13 +61,16 @@ mod validation {
         for role in ROLES {
             for cut in 0..=bytes.len() {
                 let mut conn = open(role, Config::default());
-                conn.receive(&incoming_all(
-                    role,
-                    [
-                        Frame::new(TEXT, &bytes[..cut]).fin(false),
-                        Frame::cont(&bytes[cut..]),
-                    ],
-                ));
+                conn.receive(
+                    &incoming_all(
+                        role,
+                        [
+                            Frame::new(TEXT, &bytes[..cut]).fin(false),
+                            Frame::cont(&bytes[cut..]),
+                        ],
+                    ),
+                    t0(),
+                );
                 assert_eq!(events(&mut conn), [Event::Text("€𝄞".into())], "cut {cut}");
             }
         }
@@ -83,7 +86,7 @@ mod validation {
             frames[0].opcode = TEXT;
             frames.last_mut().unwrap().fin = true;
             let mut conn = open(role, Config::default());
-            conn.receive(&incoming_all(role, frames));
+            conn.receive(&incoming_all(role, frames), t0());
             assert_eq!(
                 events(&mut conn),
                 [Event::Text(String::from_utf8(KOSME.to_vec()).unwrap())]
@@ -106,7 +109,7 @@ mod validation {
         for role in ROLES {
             for payload in invalid {
                 let mut conn = open(role, Config::default());
-                conn.receive(&incoming(role, Frame::new(TEXT, payload)));
+                conn.receive(&incoming(role, Frame::new(TEXT, payload)), t0());
                 assert_failed(&mut conn, ProtocolError::InvalidUtf8, 1007);
             }
         }
@@ -116,10 +119,10 @@ mod validation {
     fn invalid_continuation_fragment_fails_with_1007() {
         for role in ROLES {
             let mut conn = open(role, Config::default());
-            conn.receive(&incoming(role, Frame::text("valid ").fin(false)));
-            conn.receive(&incoming(role, Frame::cont(&b"\xce"[..]).fin(false)));
+            conn.receive(&incoming(role, Frame::text("valid ").fin(false)), t0());
+            conn.receive(&incoming(role, Frame::cont(&b"\xce"[..]).fin(false)), t0());
             assert_eq!(events(&mut conn), []);
-            conn.receive(&incoming(role, Frame::cont(&b"A"[..])));
+            conn.receive(&incoming(role, Frame::cont(&b"A"[..])), t0());
             assert_failed(&mut conn, ProtocolError::InvalidUtf8, 1007);
         }
     }
@@ -128,13 +131,16 @@ mod validation {
     fn message_ending_inside_a_code_point_fails_with_1007() {
         for role in ROLES {
             let mut conn = open(role, Config::default());
-            conn.receive(&incoming_all(
-                role,
-                [
-                    Frame::new(TEXT, &b"\xf0\x9f"[..]).fin(false),
-                    Frame::cont(&b"\x98"[..]),
-                ],
-            ));
+            conn.receive(
+                &incoming_all(
+                    role,
+                    [
+                        Frame::new(TEXT, &b"\xf0\x9f"[..]).fin(false),
+                        Frame::cont(&b"\x98"[..]),
+                    ],
+                ),
+                t0(),
+            );
             assert_failed(&mut conn, ProtocolError::InvalidUtf8, 1007);
         }
     }
@@ -143,7 +149,10 @@ mod validation {
     fn binary_messages_are_not_validated() {
         for role in ROLES {
             let mut conn = open(role, Config::default());
-            conn.receive(&incoming(role, Frame::binary(&b"\xff\xed\xa0\x80"[..])));
+            conn.receive(
+                &incoming(role, Frame::binary(&b"\xff\xed\xa0\x80"[..])),
+                t0(),
+            );
             assert_eq!(
                 events(&mut conn),
                 [Event::Binary(b"\xff\xed\xa0\x80".to_vec())]
@@ -156,14 +165,17 @@ mod validation {
         // The ping's payload is not UTF-8 and sits between the two halves of a code point.
         for role in ROLES {
             let mut conn = open(role, Config::default());
-            conn.receive(&incoming_all(
-                role,
-                [
-                    Frame::new(TEXT, &b"\xe2\x82"[..]).fin(false),
-                    Frame::ping(&b"\xff\xfe"[..]),
-                    Frame::cont(&b"\xac"[..]),
-                ],
-            ));
+            conn.receive(
+                &incoming_all(
+                    role,
+                    [
+                        Frame::new(TEXT, &b"\xe2\x82"[..]).fin(false),
+                        Frame::ping(&b"\xff\xfe"[..]),
+                        Frame::cont(&b"\xac"[..]),
+                    ],
+                ),
+                t0(),
+            );
             assert_eq!(
                 events(&mut conn),
                 [Event::Ping(b"\xff\xfe".to_vec()), Event::Text("€".into())]
@@ -239,7 +251,7 @@ mod fail_fast {
             let second = incoming(role, Frame::cont(payload));
             let header_len = if role == Role::Server { 6 } else { 2 };
             let mut conn = open(role, Config::default());
-            conn.receive(&first);
+            conn.receive(&first, t0());
             assert_eq!(events(&mut conn), []);
             let (at, got) = first_event_at(&mut conn, &second).expect("an error");
             assert_eq!(at - header_len, 3, "{role:?}");

@@ -5,6 +5,7 @@
 mod common;
 
 use common::*;
+use ws_proto::CloseCode;
 use ws_proto::{CloseFrame, Config, Connection, Event, State};
 
 /// Moves bytes both ways until neither side has anything left to write.
@@ -22,7 +23,7 @@ fn trickle(from: &mut Connection, to: &mut Connection, piece: usize) -> Vec<Even
             return got;
         }
         let n = chunk.len().min(piece);
-        to.receive(&chunk[..n]);
+        to.receive(&chunk[..n], t0());
         from.advance_output(n);
         got.extend(events(to));
     }
@@ -71,12 +72,12 @@ fn full_session_closed_by_the_client() {
     );
 
     // The client closes; the server echoes and shuts TCP down first.
-    client.close(1000, "done").unwrap();
+    client.close(CloseCode::NORMAL, "done", t0()).unwrap();
     pump(&mut client, &mut server);
     assert_eq!(
         events(&mut server),
         [Event::Close(CloseFrame {
-            code: 1000,
+            code: CloseCode::NORMAL,
             reason: "done".into()
         })]
     );
@@ -86,16 +87,16 @@ fn full_session_closed_by_the_client() {
     assert_eq!(
         events(&mut client),
         [Event::Close(CloseFrame {
-            code: 1000,
+            code: CloseCode::NORMAL,
             reason: String::new()
         })]
     );
     assert_eq!(client.state(), State::Closed);
     assert!(!client.should_shutdown(), "the client waits for the server");
-    client.receive_eof();
+    client.receive_eof(t0());
     assert!(client.is_terminated());
     assert_eq!(events(&mut client), []);
-    server.receive_eof();
+    server.receive_eof(t0());
     assert!(server.is_terminated());
     assert_eq!(events(&mut server), []);
 }
@@ -130,7 +131,9 @@ fn sixteen_mib_binary_both_ways() {
 fn full_session_closed_by_the_server() {
     let (mut client, mut server) = connected_pair(Config::default(), Config::default());
     server.send_text("bye soon").unwrap();
-    server.close(1001, "going away").unwrap();
+    server
+        .close(CloseCode::GOING_AWAY, "going away", t0())
+        .unwrap();
     assert_eq!(
         server.send_text("too late"),
         Err(ws_proto::SendError::Closed)
@@ -145,7 +148,7 @@ fn full_session_closed_by_the_server() {
         [
             Event::Text("bye soon".into()),
             Event::Close(CloseFrame {
-                code: 1001,
+                code: CloseCode::GOING_AWAY,
                 reason: "going away".into()
             })
         ]
@@ -154,37 +157,37 @@ fn full_session_closed_by_the_server() {
     assert_eq!(
         events(&mut server),
         [Event::Close(CloseFrame {
-            code: 1001,
+            code: CloseCode::GOING_AWAY,
             reason: String::new()
         })]
     );
     assert_eq!(server.state(), State::Closed);
     assert!(server.should_shutdown());
     assert!(!client.should_shutdown());
-    client.receive_eof();
+    client.receive_eof(t0());
     assert!(client.is_terminated());
-    assert_eq!(client.close_status().map(|c| c.code), Some(1001));
-    assert_eq!(server.close_status().map(|c| c.code), Some(1001));
+    assert_eq!(client.close_status().map(|c| c.code.as_u16()), Some(1001));
+    assert_eq!(server.close_status().map(|c| c.code.as_u16()), Some(1001));
 }
 
 #[test]
 fn simultaneous_close() {
     let (mut client, mut server) = connected_pair(Config::default(), Config::default());
-    client.close(1000, "").unwrap();
-    server.close(1001, "").unwrap();
+    client.close(CloseCode::NORMAL, "", t0()).unwrap();
+    server.close(CloseCode::GOING_AWAY, "", t0()).unwrap();
     settle(&mut client, &mut server);
     // Each side got the other's close, and neither echoed (both had sent one already).
     assert_eq!(
         events(&mut client),
         [Event::Close(CloseFrame {
-            code: 1001,
+            code: CloseCode::GOING_AWAY,
             reason: String::new()
         })]
     );
     assert_eq!(
         events(&mut server),
         [Event::Close(CloseFrame {
-            code: 1000,
+            code: CloseCode::NORMAL,
             reason: String::new()
         })]
     );

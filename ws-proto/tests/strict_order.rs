@@ -13,7 +13,7 @@ fn reply_to_a_message_goes_out_before_the_close_of_a_later_violation() {
         let mut conn = open(role, Config::default());
         let mut bad = Frame::text("bad");
         bad.rsv = 0b100;
-        conn.receive(&incoming_all(role, [Frame::text("hello"), bad]));
+        conn.receive(&incoming_all(role, [Frame::text("hello"), bad]), t0());
         assert_eq!(
             conn.state(),
             State::Open,
@@ -46,10 +46,13 @@ fn input_after_the_violation_is_not_read() {
     let mut conn = open(ws_proto::Role::Server, Config::default());
     let mut bad = Frame::ping("x");
     bad.fin = false;
-    conn.receive(&incoming_all(
-        ws_proto::Role::Server,
-        [Frame::text("first"), bad, Frame::text("never delivered")],
-    ));
+    conn.receive(
+        &incoming_all(
+            ws_proto::Role::Server,
+            [Frame::text("first"), bad, Frame::text("never delivered")],
+        ),
+        t0(),
+    );
     let all = events(&mut conn);
     assert_eq!(all.len(), 2, "{all:?}");
     assert_eq!(all[0], Event::Text("first".into()));
@@ -66,10 +69,13 @@ fn reply_to_a_message_goes_out_before_the_echo_of_a_close_in_the_same_read() {
     for role in ROLES {
         let mut conn = open(role, Config::default());
         let close = Frame::new(CLOSE, 1000u16.to_be_bytes());
-        conn.receive(&incoming_all(
-            role,
-            [Frame::text("last words"), close, Frame::ping("late")],
-        ));
+        conn.receive(
+            &incoming_all(
+                role,
+                [Frame::text("last words"), close, Frame::ping("late")],
+            ),
+            t0(),
+        );
         assert_eq!(conn.poll_event(), Some(Event::Text("last words".into())));
         conn.send_text("noted").unwrap();
         assert!(matches!(conn.poll_event(), Some(Event::Close(c)) if c.code == 1000));

@@ -8,6 +8,7 @@ mod common;
 use std::time::Duration;
 
 use common::*;
+use ws_proto::CloseCode;
 use ws_proto::{
     ClientRequest, Config, Connection, Error, Event, ProtocolError, State, TimeoutKind,
 };
@@ -25,7 +26,7 @@ mod handshake_timeout {
     fn server_gives_up_on_a_slow_request() {
         let mut server = Connection::server(Config::default(), t0());
         assert_eq!(server.poll_timeout(), Some(t0() + secs(10)));
-        server.receive(b"GET /chat HTTP/1.1\r\n");
+        server.receive(b"GET /chat HTTP/1.1\r\n", t0());
         server.handle_timeout(t0() + secs(10) - Duration::from_nanos(1));
         assert_eq!(events(&mut server), []);
         assert!(!server.is_terminated());
@@ -38,8 +39,8 @@ mod handshake_timeout {
         assert!(server.is_terminated());
         assert_eq!(server.state(), State::Closed);
         assert_eq!(server.poll_timeout(), None);
-        assert_eq!(server.close_status().map(|c| c.code), Some(1006));
-        server.receive(b"Host: late\r\n\r\n");
+        assert_eq!(server.close_status().map(|c| c.code.as_u16()), Some(1006));
+        server.receive(b"Host: late\r\n\r\n", t0());
         assert_eq!(events(&mut server), []);
     }
 
@@ -52,7 +53,7 @@ mod handshake_timeout {
             },
             t0(),
         );
-        server.receive(&upgrade_request("/", &[]));
+        server.receive(&upgrade_request("/", &[]), t0());
         assert!(matches!(server.poll_event(), Some(Event::Request(_))));
         server.handle_timeout(t0() + secs(3));
         assert_eq!(
@@ -130,7 +131,7 @@ mod close_timeout {
             let mut conn = open(role, config.clone());
             conn.handle_timeout(t0());
             assert_eq!(conn.poll_timeout(), None, "{role:?}: no keepalive deadline");
-            conn.close(1000, "").unwrap();
+            conn.close(CloseCode::NORMAL, "", t0()).unwrap();
             conn.handle_timeout(t0() + secs(3600));
             assert_eq!(conn.poll_timeout(), None, "{role:?}: no close deadline");
             assert_eq!(conn.state(), State::Closing);
@@ -142,10 +143,9 @@ mod close_timeout {
         for role in ROLES {
             let mut conn = open(role, Config::default());
             let t1 = t0() + secs(5);
-            conn.close(1000, "").unwrap();
+            conn.close(CloseCode::NORMAL, "", t1).unwrap();
             drain(&mut conn);
-            // The timer starts when the connection next learns the time.
-            conn.handle_timeout(t1);
+            // The timer starts with the close, at the time the call carried.
             assert_eq!(conn.poll_timeout(), Some(t1 + secs(10)));
             conn.handle_timeout(t1 + secs(10) - Duration::from_millis(1));
             assert_eq!(events(&mut conn), []);
@@ -158,7 +158,7 @@ mod close_timeout {
             );
             assert!(conn.is_terminated());
             assert_eq!(conn.state(), State::Closed);
-            assert_eq!(conn.close_status().map(|c| c.code), Some(1006));
+            assert_eq!(conn.close_status().map(|c| c.code.as_u16()), Some(1006));
             assert_eq!(conn.poll_timeout(), None);
         }
     }
@@ -169,7 +169,7 @@ mod close_timeout {
             close_timeout: secs(2),
             ..Config::default()
         });
-        client.receive(&Frame::close(1000, "").encode());
+        client.receive(&Frame::close(1000, "").encode(), t0());
         assert_eq!(events(&mut client).len(), 1);
         drain(&mut client);
         client.handle_timeout(t0());
@@ -179,34 +179,42 @@ mod close_timeout {
         // The closing handshake did complete: no error, the status stays the peer's.
         assert_eq!(events(&mut client), []);
         assert!(client.is_terminated());
-        assert_eq!(client.close_status().map(|c| c.code), Some(1000));
+        assert_eq!(client.close_status().map(|c| c.code.as_u16()), Some(1000));
     }
 
     #[test]
     fn failed_connection_is_dropped_after_the_close_timeout() {
         let mut client = open_client(Config::default());
-        client.receive(&Frame::new(0x3, "").encode());
+        client.receive(&Frame::new(0x3, "").encode(), t0() + secs(1));
         assert_failed(&mut client, ProtocolError::ReservedOpcode(3), 1002);
-        client.handle_timeout(t0() + secs(1));
+        // The close timer starts with the read that failed the connection.
         assert_eq!(client.poll_timeout(), Some(t0() + secs(11)));
         client.handle_timeout(t0() + secs(11));
         assert_eq!(events(&mut client), []);
         assert!(client.is_terminated());
-        assert_eq!(client.close_status().map(|c| c.code), Some(1002));
+        assert_eq!(client.close_status().map(|c| c.code.as_u16()), Some(1002));
     }
 
     #[test]
-    fn poll_timeout_asks_for_a_wakeup_to_start_the_timer() {
+    fn poll_timeout_is_a_real_deadline_at_once() {
         for role in ROLES {
             let mut conn = open(role, Config::default());
             let t1 = t0() + secs(3);
             conn.handle_timeout(t1);
             assert_eq!(conn.poll_timeout(), None);
-            conn.close(1000, "").unwrap();
-            // The close timer cannot start before the connection learns the time: the driver
-            // is asked to call handle_timeout right away (at the last instant it told).
-            assert_eq!(conn.poll_timeout(), Some(t1));
+            // No handle_timeout needed to start the timer: the close carried the time.
+            conn.close(CloseCode::NORMAL, "", t1).unwrap();
+            assert_eq!(conn.poll_timeout(), Some(t1 + secs(10)));
+        }
+    }
+
+    #[test]
+    fn an_input_with_an_older_time_does_not_move_the_clock_back() {
+        for role in ROLES {
+            let mut conn = open(role, Config::default());
+            let t1 = t0() + secs(3);
             conn.handle_timeout(t1);
+            conn.close(CloseCode::NORMAL, "", t0()).unwrap();
             assert_eq!(conn.poll_timeout(), Some(t1 + secs(10)));
         }
     }
@@ -214,12 +222,12 @@ mod close_timeout {
     #[test]
     fn completed_close_before_the_deadline_raises_nothing() {
         let mut server = open_server(Config::default());
-        server.close(1000, "").unwrap();
+        server.close(CloseCode::NORMAL, "", t0()).unwrap();
         drain(&mut server);
         server.handle_timeout(t0());
-        server.receive(&Frame::close(1000, "").masked(MASK).encode());
+        server.receive(&Frame::close(1000, "").masked(MASK).encode(), t0());
         assert_eq!(events(&mut server).len(), 1);
-        server.receive_eof();
+        server.receive_eof(t0());
         assert!(server.is_terminated());
         assert_eq!(server.poll_timeout(), None);
         server.handle_timeout(t0() + secs(100));
@@ -270,7 +278,7 @@ mod keepalive {
         for role in ROLES {
             // Our close.
             let mut conn = open(role, keepalive());
-            conn.close(1000, "").unwrap();
+            conn.close(CloseCode::NORMAL, "", t0()).unwrap();
             drain(&mut conn);
             conn.handle_timeout(t0());
             assert_eq!(conn.poll_timeout(), Some(t0() + secs(10)), "{role:?}");
@@ -287,7 +295,7 @@ mod keepalive {
         let request = drain(&mut client);
         let mut input = response_for(&request, &[]);
         input.extend(Frame::close(1000, "").encode());
-        client.receive(&input);
+        client.receive(&input, t0());
         events(&mut client);
         drain(&mut client);
         client.handle_timeout(t0());
@@ -344,7 +352,7 @@ mod keepalive {
     fn matching_pong_clears_the_timeout() {
         for role in ROLES {
             let (mut conn, ping) = pinged(role);
-            conn.receive(&incoming(role, Frame::pong(ping.payload.clone())));
+            conn.receive(&incoming(role, Frame::pong(ping.payload.clone())), t0());
             assert_eq!(events(&mut conn), [Event::Pong(ping.payload.clone())]);
             assert_eq!(conn.poll_timeout(), Some(t0() + secs(10)));
             conn.handle_timeout(t0() + secs(8));
@@ -364,7 +372,7 @@ mod keepalive {
             let (mut conn, ping) = pinged(role);
             let mut other = ping.payload.clone();
             other[0] ^= 1;
-            conn.receive(&incoming(role, Frame::pong(other.clone())));
+            conn.receive(&incoming(role, Frame::pong(other.clone())), t0());
             assert_eq!(events(&mut conn), [Event::Pong(other)]);
             assert_eq!(conn.poll_timeout(), Some(t0() + secs(8)));
             conn.handle_timeout(t0() + secs(8));
@@ -381,7 +389,7 @@ mod keepalive {
         // heartbeat. A response to an unsolicited Pong frame is not expected."
         for role in ROLES {
             let mut conn = open(role, Config::default());
-            conn.receive(&incoming(role, Frame::pong("heartbeat")));
+            conn.receive(&incoming(role, Frame::pong("heartbeat")), t0());
             assert_eq!(events(&mut conn), [Event::Pong(b"heartbeat".to_vec())]);
             assert_eq!(drain(&mut conn), b"");
             assert_eq!(conn.state(), ws_proto::State::Open);
@@ -403,10 +411,8 @@ mod keepalive {
     fn keepalive_stops_once_closing() {
         for role in ROLES {
             let mut conn = open(role, keepalive());
-            conn.handle_timeout(t0());
-            conn.close(1000, "").unwrap();
+            conn.close(CloseCode::NORMAL, "", t0() + secs(1)).unwrap();
             drain(&mut conn);
-            conn.handle_timeout(t0() + secs(1));
             // Only the close timer is left.
             assert_eq!(conn.poll_timeout(), Some(t0() + secs(11)));
             conn.handle_timeout(t0() + secs(6));
@@ -434,8 +440,7 @@ mod keepalive {
         assert_eq!(server.poll_timeout(), Some(t0() + secs(6)));
         // Closing: the close timer (10s from now) replaces the ping timer but the pong
         // deadline (t0+32s) is later, so the close deadline is the earliest.
-        server.close(1000, "").unwrap();
-        server.handle_timeout(t0() + secs(5));
+        server.close(CloseCode::NORMAL, "", t0() + secs(5)).unwrap();
         assert_eq!(server.poll_timeout(), Some(t0() + secs(15)));
     }
 }
@@ -457,7 +462,7 @@ mod ping_flood {
         for role in ROLES {
             for payload in [Vec::new(), vec![0xab; 125]] {
                 let mut conn = open(role, Config::default());
-                conn.receive(&incoming(role, Frame::ping(payload.clone())));
+                conn.receive(&incoming(role, Frame::ping(payload.clone())), t0());
                 assert_eq!(events(&mut conn), [Event::Ping(payload.clone())]);
                 assert_sent(&mut conn, &[Frame::pong(payload)]);
             }
@@ -469,14 +474,17 @@ mod ping_flood {
         for role in ROLES {
             let mut conn = open(role, limited());
             conn.handle_timeout(t0() + Duration::from_millis(100));
-            conn.receive(&incoming_all(role, (0..3u8).map(|i| Frame::ping(vec![i]))));
+            conn.receive(
+                &incoming_all(role, (0..3u8).map(|i| Frame::ping(vec![i]))),
+                t0(),
+            );
             assert_eq!(events(&mut conn).len(), 3);
             assert_sent(
                 &mut conn,
                 &(0..3u8).map(|i| Frame::pong(vec![i])).collect::<Vec<_>>(),
             );
             conn.handle_timeout(t0() + Duration::from_millis(900));
-            conn.receive(&incoming(role, Frame::ping("one too many")));
+            conn.receive(&incoming(role, Frame::ping("one too many")), t0());
             assert_failed(&mut conn, ProtocolError::PingFlood, 1008);
         }
     }
@@ -487,7 +495,10 @@ mod ping_flood {
             let mut conn = open(role, limited());
             for second in 0..5u64 {
                 conn.handle_timeout(t0() + secs(second));
-                conn.receive(&incoming_all(role, (0..3u8).map(|i| Frame::ping(vec![i]))));
+                conn.receive(
+                    &incoming_all(role, (0..3u8).map(|i| Frame::ping(vec![i]))),
+                    t0(),
+                );
                 assert_eq!(events(&mut conn).len(), 3, "second {second}");
                 assert_eq!(sent(&mut conn).len(), 3);
             }
@@ -512,7 +523,7 @@ fn close_cancels_the_pending_pong_timeout() {
     let mut server = common::open_server(config);
     server.handle_timeout(t0); // starts the keepalive timer
     server.handle_timeout(t0 + Duration::from_millis(150)); // sends a ping
-    server.close(1000, "bye").unwrap();
+    server.close(CloseCode::NORMAL, "bye", t0).unwrap();
     server.handle_timeout(t0 + Duration::from_millis(1000)); // past the pong deadline
     while let Some(event) = server.poll_event() {
         assert!(!matches!(event, Event::Error(_)), "unexpected {event:?}");

@@ -57,7 +57,7 @@ use sha1::{Digest, Sha1};
 pub use client::{build_request, validate_response, UpgradeResponse};
 pub use error::{HandshakeError, MalformedReason};
 pub use headers::{has_token, parse_extensions, parse_token_list, ExtensionOffer, GetAll, Headers};
-pub use reader::{parse_request, parse_response, HeadReader, Request, Response};
+pub use reader::{parse_request, parse_response, HeadReader, Method, Request, Response};
 pub use server::{
     error_response, http_response, reason_phrase, response_101, validate_request, UpgradeRequest,
 };

@@ -228,11 +228,84 @@ impl HeadReader {
     }
 }
 
+/// An HTTP request method (RFC 9110 §9). Methods are case-sensitive: `get` is not `GET`.
+///
+/// ```
+/// use ws_proto::handshake::Method;
+/// assert_eq!(Method::parse("GET"), Method::Get);
+/// assert_eq!(Method::parse("get"), Method::Other("get".into()));
+/// assert_eq!(Method::Post.as_str(), "POST");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Method {
+    /// `GET`: the only method that may ask for a WebSocket upgrade (RFC 6455 §4.1).
+    Get,
+    /// `HEAD`.
+    Head,
+    /// `POST`.
+    Post,
+    /// `PUT`.
+    Put,
+    /// `DELETE`.
+    Delete,
+    /// `OPTIONS`.
+    Options,
+    /// `PATCH`.
+    Patch,
+    /// `CONNECT`.
+    Connect,
+    /// `TRACE`.
+    Trace,
+    /// Any other token.
+    Other(String),
+}
+
+impl Method {
+    /// The method named by `token`, exactly as sent.
+    pub fn parse(token: &str) -> Method {
+        match token {
+            "GET" => Method::Get,
+            "HEAD" => Method::Head,
+            "POST" => Method::Post,
+            "PUT" => Method::Put,
+            "DELETE" => Method::Delete,
+            "OPTIONS" => Method::Options,
+            "PATCH" => Method::Patch,
+            "CONNECT" => Method::Connect,
+            "TRACE" => Method::Trace,
+            other => Method::Other(other.to_owned()),
+        }
+    }
+
+    /// The method's token.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Method::Get => "GET",
+            Method::Head => "HEAD",
+            Method::Post => "POST",
+            Method::Put => "PUT",
+            Method::Delete => "DELETE",
+            Method::Options => "OPTIONS",
+            Method::Patch => "PATCH",
+            Method::Connect => "CONNECT",
+            Method::Trace => "TRACE",
+            Method::Other(token) => token,
+        }
+    }
+}
+
+impl std::fmt::Display for Method {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// A parsed HTTP request head.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Request {
-    /// The method, for example `GET`.
-    pub method: String,
+    /// The method, for example [`Method::Get`].
+    pub method: Method,
     /// The request target as sent, for example `/chat?room=1`.
     pub path: String,
     /// The HTTP minor version: `1` for HTTP/1.1, `0` for HTTP/1.0.
@@ -309,7 +382,7 @@ pub fn parse_request(head: &[u8], limits: &HandshakeLimits) -> Result<Request, H
     }
     let incomplete = HandshakeError::Malformed(MalformedReason::Incomplete);
     Ok(Request {
-        method: req.method.ok_or_else(|| incomplete.clone())?.to_owned(),
+        method: Method::parse(req.method.ok_or_else(|| incomplete.clone())?),
         path: req.path.ok_or_else(|| incomplete.clone())?.to_owned(),
         version: req.version.ok_or_else(|| incomplete.clone())?,
         headers: collect_headers(req.headers),
@@ -648,7 +721,7 @@ mod tests {
     #[test]
     fn parse_request_fields() {
         let req = parse_request(REQUEST, &HandshakeLimits::default()).unwrap();
-        assert_eq!(req.method, "GET");
+        assert_eq!(req.method, Method::Get);
         assert_eq!(req.path, "/chat?x=1");
         assert_eq!(req.version, 1);
         assert_eq!(req.headers.len(), 7);

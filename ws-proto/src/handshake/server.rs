@@ -8,7 +8,7 @@ use super::error::HandshakeError;
 use super::headers::{
     has_token, parse_extensions, parse_token_list, trim_ows, write_header, ExtensionOffer, Headers,
 };
-use super::reader::Request;
+use super::reader::{Method, Request};
 
 /// A request that passed the RFC 6455 §4.2.1 checks of [`validate_request`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -160,7 +160,7 @@ pub fn validate_request(
     req: Request,
     expected_path: Option<&str>,
 ) -> Result<UpgradeRequest, HandshakeError> {
-    if req.method != "GET" {
+    if req.method != Method::Get {
         return Err(HandshakeError::MethodNotAllowed);
     }
     if req.version != 1 {
@@ -493,7 +493,7 @@ mod tests {
     #[test]
     fn method_must_be_get() {
         let mut req = parse(RFC_REQUEST);
-        req.method = "POST".into();
+        req.method = Method::Post;
         let err = validate_request(req, None).unwrap_err();
         assert_eq!(err, HandshakeError::MethodNotAllowed);
         assert_eq!(err.http_status(), Some(405));

@@ -292,13 +292,13 @@ pub fn assert_failed_quietly(conn: &mut Connection, code: u16) {
     assert_sent(conn, &[Frame::close(code, "")]);
     assert_eq!(conn.state(), State::Closed);
     assert!(conn.should_shutdown());
-    assert_eq!(conn.close_status().map(|c| c.code), Some(code));
+    assert_eq!(conn.close_status().map(|c| c.code.as_u16()), Some(code));
     let role = conn.role();
-    conn.receive(&incoming_all(
-        role,
-        [Frame::ping("ignored"), Frame::text("ignored")],
-    ));
-    conn.receive(b"\xff\xff\xff\xff");
+    conn.receive(
+        &incoming_all(role, [Frame::ping("ignored"), Frame::text("ignored")]),
+        t0(),
+    );
+    conn.receive(b"\xff\xff\xff\xff", t0());
     assert_eq!(events(conn), vec![]);
     assert_eq!(drain(conn), b"");
     assert!(conn.should_shutdown());
@@ -351,9 +351,9 @@ pub fn response_for(request: &[u8], extra: &[(&str, &str)]) -> Vec<u8> {
 /// and its `Request`/`Open` events are consumed.
 pub fn open_server(config: Config) -> Connection {
     let mut server = Connection::server(config, t0());
-    server.receive(&upgrade_request("/chat", &[]));
+    server.receive(&upgrade_request("/chat", &[]), t0());
     assert!(matches!(server.poll_event(), Some(Event::Request(_))));
-    server.accept(Accept::default()).unwrap();
+    server.accept(Accept::default(), t0()).unwrap();
     assert!(matches!(server.poll_event(), Some(Event::Open(_))));
     assert_eq!(server.poll_event(), None);
     let response = drain(&mut server);
@@ -367,7 +367,7 @@ pub fn open_server(config: Config) -> Connection {
 pub fn open_client(config: Config) -> Connection {
     let mut client = Connection::client(config, ClientRequest::new("example.com", "/chat"), t0());
     let request = drain(&mut client);
-    client.receive(&response_for(&request, &[]));
+    client.receive(&response_for(&request, &[]), t0());
     assert!(matches!(client.poll_event(), Some(Event::Open(_))));
     assert_eq!(client.poll_event(), None);
     assert_eq!(drain(&mut client), b"");
@@ -393,7 +393,7 @@ pub fn pump(from: &mut Connection, to: &mut Connection) -> usize {
             return moved;
         }
         let n = chunk.len();
-        to.receive(chunk);
+        to.receive(chunk, t0());
         from.advance_output(n);
         moved += n;
     }
@@ -410,7 +410,7 @@ pub fn connected_pair(client_config: Config, server_config: Config) -> (Connecti
     let mut server = Connection::server(server_config, t0());
     pump(&mut client, &mut server);
     assert!(matches!(server.poll_event(), Some(Event::Request(_))));
-    server.accept(Accept::default()).unwrap();
+    server.accept(Accept::default(), t0()).unwrap();
     assert!(matches!(server.poll_event(), Some(Event::Open(_))));
     pump(&mut server, &mut client);
     assert!(matches!(client.poll_event(), Some(Event::Open(_))));
