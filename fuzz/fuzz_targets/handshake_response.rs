@@ -9,19 +9,15 @@ use ws_fuzz::{client_key, config, drain};
 use ws_proto::handshake::accept_key;
 use ws_proto::{ClientRequest, Connection, Event};
 
-fn run(data: &[u8], chunk: usize) -> (Vec<String>, ws_proto::State) {
-    let mut conn = Connection::client(
-        config(),
-        ClientRequest::new("example.com", "/chat"),
-        Instant::now(),
-    );
+fn run(data: &[u8], chunk: usize, now: Instant) -> (Vec<String>, ws_proto::State) {
+    let mut conn = Connection::client(config(), ClientRequest::new("example.com", "/chat"), now);
     let key = client_key(&conn);
     let n = conn.buffered_amount();
     drain(&mut conn, n);
     let input = with_accept(data, &accept_key(key.as_bytes()));
     let mut events = Vec::new();
     for piece in input.chunks(chunk.max(1)) {
-        conn.receive(piece);
+        conn.receive(piece, now);
         while let Some(event) = conn.poll_event() {
             // Headers hold the random key's echo: compare the event kinds only.
             events.push(match event {
@@ -60,8 +56,9 @@ fn with_accept(data: &[u8], accept: &str) -> Vec<u8> {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let whole = run(data, data.len());
-    let bytewise = run(data, 1);
+    let now = Instant::now();
+    let whole = run(data, data.len(), now);
+    let bytewise = run(data, 1, now);
     assert_eq!(
         whole, bytewise,
         "the outcome must not depend on how the bytes are split"

@@ -6,7 +6,10 @@ use std::time::{Duration, Instant};
 use arbitrary::Arbitrary;
 use ws_proto::frame::{FrameHeader, OpCode};
 use ws_proto::handshake::accept_key;
-use ws_proto::{Accept, ClientRequest, Config, Connection, Event, Role, State};
+use ws_proto::{
+    fits_output_limit, Accept, ClientRequest, CloseCode, Config, Connection, Event, Role,
+    SendError, State,
+};
 
 /// Small limits so that the fuzzer reaches them.
 pub fn config() -> Config {
@@ -49,10 +52,10 @@ pub fn response_for(key: &str) -> Vec<u8> {
 /// An open server connection (handshake done, output drained).
 pub fn open_server(now: Instant) -> Connection {
     let mut server = Connection::server(config(), now);
-    server.receive(REQUEST);
+    server.receive(REQUEST, now);
     while let Some(event) = server.poll_event() {
         if let Event::Request(_) = event {
-            server.accept(Accept::default()).expect("accept");
+            server.accept(Accept::default(), now).expect("accept");
         }
     }
     let n = server.buffered_amount();
@@ -67,7 +70,7 @@ pub fn open_client(now: Instant) -> Connection {
     let key = client_key(&client);
     let n = client.buffered_amount();
     drain(&mut client, n);
-    client.receive(&response_for(&key));
+    client.receive(&response_for(&key), now);
     while client.poll_event().is_some() {}
     assert_eq!(client.state(), State::Open);
     client
@@ -177,12 +180,64 @@ pub enum Op {
     SendText(String),
     SendBinary(Vec<u8>),
     Ping(Vec<u8>),
+    /// `close` with the code [`close_code`] makes of the number, and a reason.
     Close(u16, String),
+    /// `fail` with the code [`close_code`] makes of the number.
     Fail(u16),
     /// Advance the clock by this many milliseconds.
     Advance(u16),
     /// Let the transport take at most this many bytes.
     Write(u16),
+}
+
+/// The close code an [`Op::Close`] or [`Op::Fail`] number stands for: the number itself when it
+/// is a code that may be sent. Otherwise (most numbers) half of them stand for the two codes
+/// that are reported locally and never sent (1005, 1006), which `close` and `fail` must
+/// refuse, and half for an application code (3000-4999), so that both calls succeed often.
+pub fn close_code(code: u16) -> CloseCode {
+    if let Some(code) = CloseCode::new(code) {
+        return code;
+    }
+    match code % 4 {
+        0 => CloseCode::NO_STATUS,
+        1 => CloseCode::ABNORMAL,
+        _ => CloseCode::new(3000 + code % 2000).expect("3000-4999 may be sent"),
+    }
+}
+
+/// Checks the answer to a data or control send of `len` payload bytes, made in state `before`
+/// with `buffered` bytes queued: refused exactly as the state and [`fits_output_limit`] say,
+/// and a refused send queued nothing.
+fn check_send(
+    conn: &Connection,
+    before: State,
+    buffered: usize,
+    len: usize,
+    result: &Result<(), SendError>,
+) {
+    let limit = conn.config().max_buffered_output;
+    let expected = match before {
+        State::Open if fits_output_limit(buffered, len, limit) => Ok(()),
+        State::Open => Err(SendError::BufferFull { buffered, limit }),
+        State::Connecting => Err(SendError::NotOpen),
+        State::Closing | State::Closed => Err(SendError::Closed),
+    };
+    assert_eq!(
+        result, &expected,
+        "a send of {len} bytes in {before:?} with {buffered} of {limit} bytes buffered"
+    );
+    if result.is_err() {
+        assert_eq!(
+            conn.buffered_amount(),
+            buffered,
+            "a refused send queues nothing"
+        );
+    } else {
+        assert!(
+            conn.buffered_amount() >= buffered + 2 + len,
+            "an accepted send queues its frames"
+        );
+    }
 }
 
 /// Frame bytes as the peer of `role` would send them.
@@ -208,10 +263,13 @@ pub fn peer_frame(role: Role, fin: bool, opcode: u8, payload: &[u8]) -> Vec<u8> 
     out
 }
 
-/// Runs the operations on an open connection, checking invariants after every step.
+/// Runs the operations on an open connection. After every step it checks the answer to the
+/// call against the state the call was made in, every event against the connection's state
+/// and close status, the bound on the output, and that no deadline is left at or before the
+/// clock; every byte written goes through a [`WireChecker`]. The clock starts at the
+/// connection's creation and only [`Op::Advance`] moves it, so a run is deterministic.
 pub fn run_ops(role: Role, ops: Vec<Op>) {
-    let start = Instant::now();
-    let mut now = start;
+    let mut now = Instant::now();
     let mut conn = match role {
         Role::Server => open_server(now),
         Role::Client => open_client(now),
@@ -220,30 +278,87 @@ pub fn run_ops(role: Role, ops: Vec<Op>) {
     let limit = conn.config().max_buffered_output;
     let mut largest_send = 0usize;
     for op in ops {
+        let before = conn.state();
+        let buffered = conn.buffered_amount();
         match op {
-            Op::Receive(bytes) => conn.receive(&bytes),
+            Op::Receive(bytes) => conn.receive(&bytes, now),
             Op::Frame {
                 fin,
                 opcode,
                 payload,
-            } => conn.receive(&peer_frame(role, fin, opcode, &payload)),
-            Op::Eof => conn.receive_eof(),
+            } => conn.receive(&peer_frame(role, fin, opcode, &payload), now),
+            Op::Eof => {
+                conn.receive_eof(now);
+                assert!(
+                    conn.is_terminated(),
+                    "EOF ends the connection for the driver"
+                );
+            }
             Op::SendText(text) => {
-                largest_send = largest_send.max(text.len());
-                let _ = conn.send_text(text);
+                let len = text.len();
+                largest_send = largest_send.max(len);
+                let result = conn.send_text(text);
+                check_send(&conn, before, buffered, len, &result);
             }
             Op::SendBinary(data) => {
-                largest_send = largest_send.max(data.len());
-                let _ = conn.send_binary(data);
+                let len = data.len();
+                largest_send = largest_send.max(len);
+                let result = conn.send_binary(data);
+                check_send(&conn, before, buffered, len, &result);
             }
             Op::Ping(payload) => {
-                let _ = conn.ping(&payload);
+                let result = conn.ping(&payload);
+                if payload.len() > 125 {
+                    assert_eq!(result, Err(SendError::ControlTooLong(payload.len())));
+                    assert_eq!(conn.buffered_amount(), buffered);
+                } else {
+                    check_send(&conn, before, buffered, payload.len(), &result);
+                }
             }
             Op::Close(code, reason) => {
-                let _ = conn.close(code, &reason);
+                let code = close_code(code);
+                let result = conn.close(code, &reason, now);
+                let expected = if !code.is_sendable() {
+                    Err(SendError::InvalidCloseCode(code.as_u16()))
+                } else if reason.len() > 123 {
+                    Err(SendError::ControlTooLong(reason.len() + 2))
+                } else if before == State::Open {
+                    Ok(())
+                } else {
+                    Err(SendError::Closed)
+                };
+                assert_eq!(
+                    result,
+                    expected,
+                    "close({code}, {} bytes) in {before:?}",
+                    reason.len()
+                );
+                if result.is_ok() {
+                    assert_eq!(conn.state(), State::Closing);
+                } else {
+                    assert_eq!(conn.state(), before);
+                    assert_eq!(conn.buffered_amount(), buffered);
+                }
             }
             Op::Fail(code) => {
-                let _ = conn.fail(code);
+                let code = close_code(code);
+                let result = conn.fail(code, now);
+                let expected = if !code.is_sendable() {
+                    Err(SendError::InvalidCloseCode(code.as_u16()))
+                } else if before == State::Closed {
+                    Err(SendError::Closed)
+                } else {
+                    Ok(())
+                };
+                assert_eq!(result, expected, "fail({code}) in {before:?}");
+                if result.is_ok() {
+                    assert_eq!(conn.state(), State::Closed);
+                    assert_eq!(
+                        conn.close_status().map(|c| c.code),
+                        Some(code),
+                        "the connection ends with the code it was failed with"
+                    );
+                }
             }
             Op::Advance(ms) => now += Duration::from_millis(u64::from(ms)),
             Op::Write(max) => {
@@ -252,7 +367,29 @@ pub fn run_ops(role: Role, ops: Vec<Op>) {
             }
         }
         conn.handle_timeout(now);
-        while conn.poll_event().is_some() {}
+        while let Some(event) = conn.poll_event() {
+            match &event {
+                // A failure is reported once the connection has ended with the failure's code
+                // (for a protocol violation, the close frame the WireChecker checks is queued).
+                Event::Error(error) => {
+                    assert_eq!(conn.state(), State::Closed, "{event:?}");
+                    assert_eq!(
+                        conn.close_status().map(|c| c.code),
+                        Some(error.close_code()),
+                        "{event:?}"
+                    );
+                }
+                // The peer's close is the status the connection ended with.
+                Event::Close(frame) => {
+                    assert_eq!(conn.state(), State::Closed, "{event:?}");
+                    assert_eq!(conn.close_status(), Some(frame), "{event:?}");
+                }
+                Event::Request(_) | Event::HttpRequest(_) | Event::Open(_) => {
+                    panic!("{event:?} on an open connection")
+                }
+                _ => {}
+            }
+        }
         // Output stays bounded: the limit, plus one message accepted into an empty buffer
         // (with its frame headers), plus control frames.
         let headers = 14 * (largest_send / 1000 + 2);
@@ -261,10 +398,13 @@ pub fn run_ops(role: Role, ops: Vec<Op>) {
             "output grew to {} bytes",
             conn.buffered_amount()
         );
+        // Every timer that was due has been handled: what is left lies in the future, so a
+        // driver sleeping until `poll_timeout` and then calling `handle_timeout` never spins.
         if let Some(deadline) = conn.poll_timeout() {
             assert!(
-                deadline >= start,
-                "deadlines are never in the past of the start"
+                deadline > now,
+                "a deadline {:?} before the clock is left after handle_timeout",
+                now.duration_since(deadline)
             );
         }
     }

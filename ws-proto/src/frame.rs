@@ -272,6 +272,26 @@ mod tests {
         );
     }
 
+    /// §5.2: "the minimal number of bytes MUST be used to encode the length, for example, the
+    /// length of a 124-byte-long string can't be encoded as the sequence 126, 0, 124". A rule
+    /// for the sender: the decoder takes a longer form for the length it states (the
+    /// connection accepts such frames, see `non_minimal_length_encodings_are_accepted` in
+    /// tests/rfc_frames.rs) and the encoder always writes the minimal one.
+    #[test]
+    fn non_minimal_lengths_are_decoded() {
+        for (wire, len) in [
+            (&[0x81, 0x7e, 0, 5][..], 5),
+            (&[0x81, 0x7f, 0, 0, 0, 0, 0, 0, 0, 5], 5),
+            (&[0x82, 0x7e, 0, 124], 124),
+            (&[0x82, 0x7f, 0, 0, 0, 0, 0, 0, 0xff, 0xff], 0xffff),
+        ] {
+            let (h, n) = FrameHeader::decode(wire).unwrap().unwrap();
+            assert_eq!((h.payload_len, n), (len, wire.len()));
+            assert!(h.encoded_len() < wire.len());
+            assert_eq!(h.encode().1, h.encoded_len());
+        }
+    }
+
     proptest! {
         /// encode → decode is the identity, and every strict prefix asks for more bytes.
         #[test]
@@ -284,9 +304,50 @@ mod tests {
             }
         }
 
+        /// Whatever the bytes, a decoded header takes no byte beyond its own (the length the
+        /// second byte announces, within the input), every shorter prefix asks for more, and
+        /// a header that used the minimal length form re-encodes to the same bytes. An error
+        /// is decided by the first 2 (opcode) or 10 (64-bit length) bytes.
         #[test]
-        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..20)) {
-            let _ = FrameHeader::decode(&bytes);
+        fn arbitrary_bytes_decode_consistently(bytes in proptest::collection::vec(any::<u8>(), 0..20)) {
+            match FrameHeader::decode(&bytes) {
+                Ok(Some((h, used))) => {
+                    let (stated, extended) = match bytes[1] & 0x7f {
+                        126 => (u64::from(u16::from_be_bytes([bytes[2], bytes[3]])), 2),
+                        127 => (u64::from_be_bytes(bytes[2..10].try_into().unwrap()), 8),
+                        len => (u64::from(len), 0),
+                    };
+                    prop_assert_eq!(h.payload_len, stated);
+                    prop_assert_eq!(used, 2 + extended + if h.mask.is_some() { 4 } else { 0 });
+                    prop_assert!(used <= bytes.len());
+                    prop_assert_eq!(FrameHeader::decode(&bytes[..used]), Ok(Some((h, used))));
+                    for cut in 0..used {
+                        prop_assert_eq!(FrameHeader::decode(&bytes[..cut]), Ok(None));
+                    }
+                    let minimal = match extended {
+                        2 => stated > 125,
+                        8 => stated > 0xffff,
+                        _ => true,
+                    };
+                    let (encoded, n) = h.encode();
+                    if minimal {
+                        prop_assert_eq!(&encoded[..n], &bytes[..used]);
+                    } else {
+                        // A longer length form than needed (see `non_minimal_lengths_are_decoded`).
+                        prop_assert!(n < used);
+                        prop_assert_eq!(FrameHeader::decode(&encoded[..n]), Ok(Some((h, n))));
+                    }
+                }
+                Ok(None) => prop_assert!(bytes.len() < MAX_HEADER_LEN),
+                Err(ProtocolError::ReservedOpcode(op)) => {
+                    prop_assert_eq!(op, bytes[0] & 0x0f);
+                    prop_assert_eq!(FrameHeader::decode(&bytes[..2]), Err(ProtocolError::ReservedOpcode(op)));
+                }
+                Err(e) => {
+                    prop_assert_eq!(&e, &ProtocolError::InvalidPayloadLength);
+                    prop_assert_eq!(FrameHeader::decode(&bytes[..10]), Err(e));
+                }
+            }
         }
     }
 }

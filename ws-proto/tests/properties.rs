@@ -1,8 +1,11 @@
 //! Properties of the state machine, checked on generated inputs:
 //!
 //! * how the input is cut into reads never changes what happens (both roles);
-//! * no input panics, in either role, before or after the handshake, and whatever is written
-//!   after the handshake is well-formed frames;
+//! * arbitrary input, in either role, before or after the handshake, ends only the way the
+//!   events say: before the handshake a handshake error (with its HTTP answer on a server) or
+//!   nothing yet; after it, the connection stays open, or its one ending (a protocol error,
+//!   the peer's close, EOF) is the last event, sets the state and close status, and what is
+//!   written is exactly a pong per ping reported then the close frame of that ending;
 //! * messages sent by one side arrive intact at the other, both directions, whatever the
 //!   fragment size;
 //! * outgoing frames are always well-formed and masked exactly when the sender is a client.
@@ -12,15 +15,25 @@ mod common;
 use common::*;
 use proptest::collection::vec;
 use proptest::prelude::*;
+use proptest::test_runner::FileFailurePersistence;
+use ws_proto::handshake::error_response;
 use ws_proto::CloseCode;
-use ws_proto::{ClientRequest, CloseFrame, Config, Connection, Event, Role, State};
+use ws_proto::{
+    AnswerError, ClientRequest, CloseFrame, Config, Connection, Error, Event, Role, SendError,
+    State,
+};
 
-/// `cases` cases; failures are reported (with the minimal input) but not persisted, as an
-/// integration test has no source directory proptest recognises.
+/// `cases` cases. Failing inputs are saved to, and replayed first from,
+/// `properties.proptest-regressions` beside this file: `WithSource` replaces the extension of
+/// the test's source path (`file!()`) with the one given. (Proptest's default,
+/// `SourceParallel`, looks for a `lib.rs` or `main.rs` above the source file, finds none for
+/// an integration test, warns and falls back to that same path.)
 fn cases(cases: u32) -> ProptestConfig {
     ProptestConfig {
         cases,
-        failure_persistence: None,
+        failure_persistence: Some(Box::new(FileFailurePersistence::WithSource(
+            "proptest-regressions",
+        ))),
         ..ProptestConfig::default()
     }
 }
@@ -224,8 +237,8 @@ proptest! {
     }
 }
 
-/// A piece of hostile input: raw bytes, or a frame with arbitrary header fields (so the fuzzing
-/// gets past the first header check).
+/// A piece of hostile input: raw bytes, a frame with arbitrary header fields (so the fuzzing
+/// gets past the first header check), or a valid close frame.
 #[derive(Debug, Clone)]
 enum Piece {
     Raw(Vec<u8>),
@@ -258,6 +271,18 @@ fn piece() -> impl Strategy<Value = Piece> {
                 opcode,
                 mask,
                 payload,
+            }),
+        // A valid close frame (random payloads seldom hold a code that may be sent).
+        (
+            close_frame(),
+            proptest::option::weighted(0.5, any::<[u8; 4]>())
+        )
+            .prop_map(|(close, mask)| Piece::Frame {
+                fin: true,
+                rsv: 0,
+                opcode: CLOSE,
+                mask,
+                payload: close.map_or_else(Vec::new, |c| c.payload()),
             }),
     ]
 }
@@ -299,12 +324,71 @@ fn drive(conn: &mut Connection, bytes: &[u8], step: usize) -> Vec<Event> {
     got
 }
 
+/// Checks how an open connection answered arbitrary input, given the events `got` it reported
+/// and the frames it wrote (masks forgotten):
+///
+/// * a pong for every ping reported, in order (§5.5.2: "Upon receipt of a Ping frame, an
+///   endpoint MUST send a Pong frame in response");
+/// * if the connection ended, its ending is the last event, the state is `Closed`, the close
+///   status is the ending's code, and the last frame written is the ending's close frame and
+///   nothing follows it: the protocol error's code (§7.1.7), the echo of the peer's code
+///   (§5.5.1), none after EOF (1006 is never sent);
+/// * otherwise the connection is still open and wrote no close frame.
+fn check_outcome(conn: &Connection, got: &[Event], written: &[Frame]) -> Result<(), TestCaseError> {
+    let mut expected: Vec<Frame> = got
+        .iter()
+        .filter_map(|e| match e {
+            Event::Ping(p) => Some(Frame::pong(p.clone())),
+            _ => None,
+        })
+        .collect();
+    let end = got
+        .iter()
+        .position(|e| matches!(e, Event::Error(_) | Event::Close(_)));
+    match end {
+        None => prop_assert_eq!(conn.state(), State::Open),
+        Some(i) => {
+            prop_assert_eq!(i, got.len() - 1, "events after the ending: {:?}", got);
+            prop_assert_eq!(conn.state(), State::Closed);
+            let (status, close) = match &got[i] {
+                Event::Error(Error::Protocol(e)) => (
+                    CloseFrame {
+                        code: e.close_code(),
+                        reason: String::new(),
+                    },
+                    Some(Frame::close(e.close_code().as_u16(), "")),
+                ),
+                Event::Error(Error::ConnectionReset) => (
+                    CloseFrame {
+                        code: CloseCode::ABNORMAL,
+                        reason: String::new(),
+                    },
+                    None,
+                ),
+                Event::Close(frame) if frame.code == CloseCode::NO_STATUS => {
+                    (frame.clone(), Some(Frame::close_empty()))
+                }
+                Event::Close(frame) => (frame.clone(), Some(Frame::close(frame.code.as_u16(), ""))),
+                other => return Err(TestCaseError::fail(format!("ended by {other:?}"))),
+            };
+            prop_assert_eq!(conn.close_status(), Some(&status));
+            expected.extend(close);
+        }
+    }
+    prop_assert_eq!(written, &expected[..]);
+    Ok(())
+}
+
 proptest! {
     #![proptest_config(cases(256))]
 
-    /// Arbitrary bytes in place of the handshake never panic.
+    /// Arbitrary bytes in place of the handshake (never a valid request or response) end in
+    /// one of two ways: the head is not complete yet (still connecting, nothing written), or
+    /// the handshake fails (closed; a server writes the error's HTTP response, a client
+    /// writes nothing and is terminated). EOF before either is a reset. Nothing is accepted
+    /// or sent afterwards.
     #[test]
-    fn arbitrary_bytes_before_the_handshake_never_panic(
+    fn arbitrary_bytes_before_the_handshake_fail_it_or_wait(
         role in role(),
         bytes in vec(any::<u8>(), 0..512),
         step in 1usize..64,
@@ -315,19 +399,51 @@ proptest! {
             Role::Client => Connection::client(Config::default(), ClientRequest::new("h", "/"), t0()),
         };
         drain(&mut conn);
-        drive(&mut conn, &bytes, step);
+        let mut got = drive(&mut conn, &bytes, step);
         if eof {
             conn.receive_eof(t0());
+            got.extend(events(&mut conn));
+            prop_assert!(conn.is_terminated());
         }
-        let _ = events(&mut conn);
-        let _ = drain(&mut conn);
-        let _ = conn.accept(Default::default(), t0());
-        let _ = conn.send_text("x");
+        let written = drain(&mut conn);
+        match got.as_slice() {
+            [] => {
+                prop_assert!(!eof);
+                prop_assert_eq!(conn.state(), State::Connecting);
+                prop_assert_eq!(written, b"");
+            }
+            [Event::Error(Error::Handshake(e))] => {
+                prop_assert_eq!(conn.state(), State::Closed);
+                match role {
+                    Role::Server => prop_assert_eq!(written, e.to_response().unwrap_or_default()),
+                    Role::Client => {
+                        prop_assert_eq!(written, b"");
+                        prop_assert!(conn.is_terminated());
+                    }
+                }
+            }
+            [Event::Error(Error::ConnectionReset)] => {
+                prop_assert!(eof);
+                prop_assert_eq!(conn.state(), State::Closed);
+                prop_assert_eq!(written, b"");
+            }
+            other => prop_assert!(false, "{:?} from {:02x?}", other, bytes),
+        }
+        prop_assert_eq!(conn.accept(Default::default(), t0()), Err(AnswerError::NoPendingRequest));
+        let refused = match conn.state() {
+            State::Connecting => SendError::NotOpen,
+            _ => SendError::Closed,
+        };
+        prop_assert_eq!(conn.send_text("x"), Err(refused));
+        prop_assert_eq!(drain(&mut conn), b"");
     }
 
-    /// A plausible request head followed by garbage never panics either.
+    /// A valid request followed by garbage is reported as it is; the garbage waits for the
+    /// application's answer. Accepted, the 101 goes out, then the garbage is read as frames
+    /// and answered as [`check_outcome`] says. Rejected, the error response is all that is
+    /// written and the garbage is never read.
     #[test]
-    fn garbage_after_a_request_never_panics(
+    fn garbage_after_a_request_waits_for_the_answer(
         bytes in vec(any::<u8>(), 0..256),
         accept: bool,
     ) {
@@ -335,21 +451,36 @@ proptest! {
         let mut input = upgrade_request("/", &[]);
         input.extend_from_slice(&bytes);
         conn.receive(&input, t0());
-        let _ = events(&mut conn);
+        prop_assert!(matches!(events(&mut conn).as_slice(), [Event::Request(_)]));
+        prop_assert_eq!(drain(&mut conn), b"");
         if accept {
-            let _ = conn.accept(Default::default(), t0());
+            conn.accept(Default::default(), t0()).unwrap();
+            let got = events(&mut conn);
+            prop_assert!(matches!(got.first(), Some(Event::Open(_))), "{:?}", got);
+            let written = drain(&mut conn);
+            let head_end = written
+                .windows(4)
+                .position(|w| w == b"\r\n\r\n")
+                .expect("a response head")
+                + 4;
+            prop_assert!(written.starts_with(b"HTTP/1.1 101 Switching Protocols\r\n"));
+            let frames: Vec<Frame> = decode_frames(&written[head_end..]);
+            prop_assert!(frames.iter().all(|f| f.mask.is_none()), "a server never masks");
+            check_outcome(&conn, &got[1..], &frames)?;
         } else {
-            let _ = conn.reject(400, "no", t0());
+            conn.reject(400, "no", t0()).unwrap();
+            prop_assert_eq!(events(&mut conn), vec![]);
+            prop_assert_eq!(drain(&mut conn), error_response(400, &[], "no"));
+            prop_assert_eq!(conn.state(), State::Closed);
+            prop_assert!(conn.should_shutdown());
         }
-        let _ = events(&mut conn);
-        let _ = drain(&mut conn);
     }
 
-    /// Arbitrary input to an open connection never panics; what it writes is always well-formed
-    /// frames, masked exactly when it is a client (`sent` checks both); after a failure the last
-    /// frame written is a close and nothing follows it.
+    /// Arbitrary input to an open connection, with or without a final EOF, is answered as
+    /// [`check_outcome`] says; everything written is well-formed frames, masked exactly when
+    /// the connection is a client (`sent` checks both). Once ended, it refuses to send.
     #[test]
-    fn arbitrary_input_after_the_handshake_never_panics(
+    fn arbitrary_input_after_the_handshake_is_answered_as_the_events_say(
         role in role(),
         pieces in vec(piece(), 0..12),
         step in 1usize..100,
@@ -357,22 +488,24 @@ proptest! {
     ) {
         let mut conn = open(role, Config::default());
         let bytes = hostile_bytes(&pieces);
-        let got = drive(&mut conn, &bytes, step);
+        let mut got = drive(&mut conn, &bytes, step);
         if eof {
+            let open = conn.state() == State::Open;
             conn.receive_eof(t0());
+            let after = events(&mut conn);
+            prop_assert!(conn.is_terminated());
+            if open {
+                prop_assert_eq!(&after, &[Event::Error(Error::ConnectionReset)]);
+            } else {
+                prop_assert_eq!(&after, &[]);
+            }
+            got.extend(after);
         }
-        let frames = sent(&mut conn);
-        let close_at = frames.iter().position(|f| f.opcode == CLOSE);
-        if let Some(i) = close_at {
-            prop_assert_eq!(i, frames.len() - 1, "frames after a close: {:?}", frames);
-        }
-        if got.iter().any(|e| matches!(e, Event::Error(_))) {
-            prop_assert_eq!(conn.state(), State::Closed);
-        }
-        // Whatever happened, the connection still refuses nothing it should accept and
-        // accepts nothing after the end.
+        let frames: Vec<Frame> = sent(&mut conn).into_iter().map(Frame::unmasked).collect();
+        check_outcome(&conn, &got, &frames)?;
         if conn.state() != State::Open {
-            prop_assert!(conn.send_text("x").is_err());
+            prop_assert_eq!(conn.send_text("x"), Err(SendError::Closed));
+            prop_assert_eq!(drain(&mut conn), b"");
         }
     }
 }

@@ -184,6 +184,82 @@ mod receiving {
         }
     }
 
+    /// The message size check on fragments whose payloads arrive over several reads, each
+    /// header alone first: a message of exactly `max_message_size` is accepted; one byte more
+    /// fails with 1009 on the header of the fragment that would pass the limit.
+    #[test]
+    fn message_of_exactly_max_message_size_is_accepted_when_streamed() {
+        let config = || Config {
+            max_message_size: 300,
+            ..Config::default()
+        };
+        for role in ROLES {
+            let mut conn = open(role, config());
+            let mut got = Vec::new();
+            for frame in [
+                Frame::binary(vec![1; 100]).fin(false),
+                Frame::cont(vec![2; 150]).fin(false),
+                Frame::cont(vec![3; 50]),
+            ] {
+                got.extend(receive_streamed(&mut conn, frame, 40).concat());
+            }
+            let mut message = vec![1; 100];
+            message.extend(vec![2; 150]);
+            message.extend(vec![3; 50]);
+            assert_eq!(got, [Event::Binary(message)], "{role:?}");
+            assert_eq!(drain(&mut conn), b"");
+
+            let mut conn = open(role, config());
+            for frame in [
+                Frame::binary(vec![1; 100]).fin(false),
+                Frame::cont(vec![2; 150]).fin(false),
+            ] {
+                assert!(receive_streamed(&mut conn, frame, 40).concat().is_empty());
+            }
+            let wire = incoming(role, Frame::cont(vec![3; 51]));
+            conn.receive(&wire[..header_len(role, 51)], t0());
+            assert_failed(
+                &mut conn,
+                ProtocolError::MessageTooLarge {
+                    size: 301,
+                    max: 300,
+                },
+                1009,
+            );
+        }
+    }
+
+    /// An unfragmented message is a message too: a single frame over `max_message_size` (but
+    /// within `max_frame_size`) fails with 1009, when it arrives whole in one read as when its
+    /// header comes alone.
+    #[test]
+    fn single_frame_over_max_message_size_fails_with_1009() {
+        let config = || Config {
+            max_message_size: 300,
+            ..Config::default()
+        };
+        for role in ROLES {
+            for text in [false, true] {
+                let frame = if text {
+                    Frame::text(&"a".repeat(301))
+                } else {
+                    Frame::binary(vec![0; 301])
+                };
+                let wire = incoming(role, frame);
+                let error = ProtocolError::MessageTooLarge {
+                    size: 301,
+                    max: 300,
+                };
+                let mut conn = open(role, config());
+                conn.receive(&wire, t0());
+                assert_failed(&mut conn, error.clone(), 1009);
+                let mut conn = open(role, config());
+                conn.receive(&wire[..header_len(role, 301)], t0());
+                assert_failed(&mut conn, error, 1009);
+            }
+        }
+    }
+
     #[test]
     fn control_frames_do_not_count_towards_the_message_size() {
         for role in ROLES {

@@ -1,11 +1,12 @@
 //! Framing (RFC 6455 §5): the §5.7 examples byte for byte, the base framing rules of §5.2,
-//! masking (§5.1, §5.3), control frames (§5.5) and the implementation limits of §10.4.
+//! masking (§5.1, §5.3), control frames (§5.5), the implementation limits of §10.4, and the
+//! bound on our own output.
 
 mod common;
 
 use common::*;
 use ws_proto::CloseCode;
-use ws_proto::{Config, Event, ProtocolError, Role, SendError};
+use ws_proto::{Config, Connection, Event, ProtocolError, Role, SendError};
 
 /// §5.7 Examples.
 ///
@@ -257,6 +258,74 @@ mod base_framing {
         assert_failed(&mut client, ProtocolError::InvalidPayloadLength, 1002);
     }
 
+    /// A frame for `receiver` whose length takes the 16-bit (`form` 126) or 64-bit (127) form,
+    /// whatever the payload's length.
+    fn with_length_form(receiver: Role, opcode: u8, payload: &[u8], form: u8) -> Vec<u8> {
+        let masked = receiver == Role::Server;
+        let mut out = vec![0x80 | opcode, (u8::from(masked) << 7) | form];
+        match form {
+            126 => out.extend_from_slice(&(payload.len() as u16).to_be_bytes()),
+            127 => out.extend_from_slice(&(payload.len() as u64).to_be_bytes()),
+            _ => unreachable!("only the extended forms"),
+        }
+        if masked {
+            out.extend_from_slice(&MASK);
+            out.extend(payload.iter().enumerate().map(|(i, b)| b ^ MASK[i % 4]));
+        } else {
+            out.extend_from_slice(payload);
+        }
+        out
+    }
+
+    /// > Payload length: 7 bits, 7+16 bits, or 7+64 bits [...] Multibyte length quantities are
+    /// > expressed in network byte order. Note that in all cases, the minimal number of bytes
+    /// > MUST be used to encode the length, for example, the length of a 124-byte-long string
+    /// > can't be encoded as the sequence 126, 0, 124.
+    ///
+    /// That MUST binds the sender; unlike the RSV bits and opcodes above, §5.2 does not tell
+    /// the receiver to _Fail the WebSocket Connection_ over it. We go the liberal way: a frame
+    /// whose length takes a longer form than needed is accepted, with the length it states,
+    /// data and control frames alike. (We never write one: `decode_frames` refuses every
+    /// non-minimal length in what the connection writes.)
+    #[test]
+    fn non_minimal_length_encodings_are_accepted() {
+        for role in ROLES {
+            let cases = [
+                (TEXT, b"Hello".to_vec(), 126, Event::Text("Hello".into())),
+                (TEXT, b"Hello".to_vec(), 127, Event::Text("Hello".into())),
+                (BINARY, Vec::new(), 126, Event::Binary(Vec::new())),
+                (BINARY, vec![7; 124], 126, Event::Binary(vec![7; 124])),
+                (BINARY, vec![7; 300], 127, Event::Binary(vec![7; 300])),
+                (PING, b"Hi".to_vec(), 126, Event::Ping(b"Hi".to_vec())),
+            ];
+            for (opcode, payload, form, event) in cases {
+                let wire = with_length_form(role, opcode, &payload, form);
+                // Whole, then one byte at a time.
+                let mut conn = open(role, Config::default());
+                conn.receive(&wire, t0());
+                assert_eq!(
+                    events(&mut conn),
+                    std::slice::from_ref(&event),
+                    "{role:?} {wire:02x?}"
+                );
+                let mut conn = open(role, Config::default());
+                let mut got = Vec::new();
+                for byte in &wire {
+                    conn.receive(std::slice::from_ref(byte), t0());
+                    got.extend(events(&mut conn));
+                }
+                assert_eq!(got, [event], "{role:?} byte by byte");
+                let answer: &[Frame] = if opcode == PING {
+                    &[Frame::pong("Hi")]
+                } else {
+                    &[]
+                };
+                assert_sent(&mut conn, answer);
+                assert_eq!(conn.state(), ws_proto::State::Open);
+            }
+        }
+    }
+
     #[test]
     fn frames_split_anywhere_are_reassembled() {
         // Every header form (7, 16 and 64-bit lengths, masked or not), fed one byte at a time.
@@ -503,6 +572,147 @@ mod limits {
                     max: 100,
                 },
                 CloseCode::MESSAGE_TOO_BIG.as_u16(),
+            );
+        }
+    }
+
+    /// The size check of a frame whose payload arrives over several reads (its header alone
+    /// first), not only of one that arrives whole: exactly `max_frame_size` is accepted, one
+    /// byte more fails with 1009, both on its header alone and when it arrives whole. With
+    /// the limit at every length form: 7, 16 and 64 bits.
+    #[test]
+    fn frame_of_exactly_max_frame_size_is_accepted_when_streamed() {
+        for role in ROLES {
+            for max in [125, 126, 70_000] {
+                let config = Config {
+                    max_frame_size: max,
+                    ..Config::default()
+                };
+                let payload: Vec<u8> = (0..max).map(|i| i as u8).collect();
+                let mut conn = open(role, config.clone());
+                let got = receive_streamed(&mut conn, Frame::binary(payload.clone()), max / 3 + 1);
+                assert_eq!(got.len(), 4, "the header and three pieces");
+                let (last, before) = got.split_last().unwrap();
+                assert!(
+                    before.iter().all(Vec::is_empty),
+                    "{role:?} {max}: {before:?}"
+                );
+                assert_eq!(last, &[Event::Binary(payload)], "{role:?} {max}");
+                assert_eq!(drain(&mut conn), b"");
+
+                let over = Frame::binary(vec![0; max + 1]);
+                let error = ProtocolError::FrameTooLarge {
+                    size: max as u64 + 1,
+                    max,
+                };
+                let wire = incoming(role, over);
+                let mut conn = open(role, config.clone());
+                conn.receive(&wire[..header_len(role, max + 1)], t0());
+                assert_failed(&mut conn, error.clone(), 1009);
+                let mut conn = open(role, config);
+                conn.receive(&wire, t0());
+                assert_failed(&mut conn, error, 1009);
+            }
+        }
+    }
+}
+
+/// The bound on our own output ([`Config::max_buffered_output`], the rule of
+/// `ws_proto::fits_output_limit`): not an RFC 6455 rule, the sending side of the limits of
+/// §10.4. A send that would take the queue over the limit is refused with
+/// [`SendError::BufferFull`] and queues nothing, except that an empty queue takes a message
+/// of any size.
+mod output_limit {
+    use super::*;
+
+    /// Header length of a frame of `len` payload bytes written by `sender` (masked by a client).
+    fn written_header_len(sender: Role, len: usize) -> usize {
+        let receiver = match sender {
+            Role::Server => Role::Client,
+            Role::Client => Role::Server,
+        };
+        header_len(receiver, len)
+    }
+
+    /// Takes `n` bytes of output, as a transport that accepted only that much.
+    fn write(conn: &mut Connection, n: usize) -> Vec<u8> {
+        let mut out = Vec::new();
+        while out.len() < n {
+            let chunk = conn.pending_output();
+            assert!(!chunk.is_empty(), "fewer than {n} bytes queued");
+            let take = chunk.len().min(n - out.len());
+            out.extend_from_slice(&chunk[..take]);
+            conn.advance_output(take);
+        }
+        out
+    }
+
+    #[test]
+    fn sends_over_max_buffered_output_are_refused_until_the_output_drains() {
+        for role in ROLES {
+            let limit = 100;
+            let config = Config {
+                max_buffered_output: limit,
+                ..Config::default()
+            };
+            let mut conn = open(role, config);
+            let mut wire = Vec::new();
+
+            // An empty queue takes a message larger than the limit.
+            conn.send_binary(vec![1; 300]).unwrap();
+            let big = conn.buffered_amount();
+            assert_eq!(big, written_header_len(role, 300) + 300);
+
+            // A queue that is not empty takes nothing that goes beyond it, not even an empty
+            // message or a ping; nothing is queued.
+            let full = Err(SendError::BufferFull {
+                buffered: big,
+                limit,
+            });
+            assert_eq!(conn.send_text("x"), full);
+            assert_eq!(conn.send_binary(Vec::new()), full);
+            assert_eq!(conn.ping(b""), full);
+            assert_eq!(conn.pong(b""), full);
+            assert_eq!(conn.buffered_amount(), big, "a refused send queues nothing");
+
+            // Written down to 10 bytes: a 90-byte payload fits (10 + 90 = the limit), 91 bytes
+            // do not.
+            wire.extend(write(&mut conn, big - 10));
+            assert_eq!(
+                conn.send_binary(vec![2; 91]),
+                Err(SendError::BufferFull {
+                    buffered: 10,
+                    limit
+                })
+            );
+            assert_eq!(conn.buffered_amount(), 10);
+            conn.send_binary(vec![2; 90]).unwrap();
+            // The rule counts the payload: with its header the queue is now past the limit.
+            let queued = conn.buffered_amount();
+            assert_eq!(queued, 10 + written_header_len(role, 90) + 90);
+            assert_eq!(
+                conn.send_text("x"),
+                Err(SendError::BufferFull {
+                    buffered: queued,
+                    limit
+                })
+            );
+
+            // Once everything is written the queue is empty and takes the next send again.
+            wire.extend(drain(&mut conn));
+            conn.send_text("again").unwrap();
+            wire.extend(drain(&mut conn));
+            let frames: Vec<Frame> = decode_frames(&wire)
+                .into_iter()
+                .map(Frame::unmasked)
+                .collect();
+            assert_eq!(
+                frames,
+                [
+                    Frame::binary(vec![1; 300]),
+                    Frame::binary(vec![2; 90]),
+                    Frame::text("again")
+                ]
             );
         }
     }

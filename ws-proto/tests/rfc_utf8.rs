@@ -145,6 +145,65 @@ mod validation {
         }
     }
 
+    /// "é" is the 2-byte sequence C3 A9. Cut between its two bytes by the reads of one text
+    /// frame's payload, or by the two fragments of one message, read separately, it is
+    /// still "é".
+    #[test]
+    fn two_byte_sequence_split_across_reads_and_fragments() {
+        assert_eq!("café".as_bytes(), b"caf\xc3\xa9");
+        for role in ROLES {
+            // One frame, its payload cut after C3.
+            let wire = incoming(role, Frame::text("café"));
+            let cut = header_len(role, 5) + 4;
+            let mut conn = open(role, Config::default());
+            conn.receive(&wire[..cut], t0());
+            assert_eq!(
+                events(&mut conn),
+                [],
+                "{role:?}: C3 alone is not an error yet"
+            );
+            conn.receive(&wire[cut..], t0());
+            assert_eq!(events(&mut conn), [Event::Text("café".into())], "{role:?}");
+
+            // Two fragments, C3 ending the first, A9 starting the second, one read each.
+            let mut conn = open(role, Config::default());
+            conn.receive(
+                &incoming(role, Frame::new(TEXT, &b"caf\xc3"[..]).fin(false)),
+                t0(),
+            );
+            assert_eq!(events(&mut conn), [], "{role:?}");
+            conn.receive(&incoming(role, Frame::cont(&b"\xa9!"[..])), t0());
+            assert_eq!(events(&mut conn), [Event::Text("café!".into())], "{role:?}");
+            assert_eq!(drain(&mut conn), b"");
+        }
+    }
+
+    /// A message that ends after C3, the first byte of a 2-byte sequence, is not UTF-8: 1007,
+    /// whether the frame arrives whole, C3 arrives in a read of its own, or C3 is the last
+    /// fragment.
+    #[test]
+    fn message_ending_after_the_first_byte_of_a_two_byte_sequence_fails_with_1007() {
+        for role in ROLES {
+            let mut conn = open(role, Config::default());
+            conn.receive(&incoming(role, Frame::new(TEXT, &b"caf\xc3"[..])), t0());
+            assert_failed(&mut conn, ProtocolError::InvalidUtf8, 1007);
+
+            let wire = incoming(role, Frame::new(TEXT, &b"caf\xc3"[..]));
+            let cut = wire.len() - 1;
+            let mut conn = open(role, Config::default());
+            conn.receive(&wire[..cut], t0());
+            assert_eq!(events(&mut conn), []);
+            conn.receive(&wire[cut..], t0());
+            assert_failed(&mut conn, ProtocolError::InvalidUtf8, 1007);
+
+            let mut conn = open(role, Config::default());
+            conn.receive(&incoming(role, Frame::text("caf").fin(false)), t0());
+            assert_eq!(events(&mut conn), []);
+            conn.receive(&incoming(role, Frame::cont(&b"\xc3"[..])), t0());
+            assert_failed(&mut conn, ProtocolError::InvalidUtf8, 1007);
+        }
+    }
+
     #[test]
     fn binary_messages_are_not_validated() {
         for role in ROLES {

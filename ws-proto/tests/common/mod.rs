@@ -221,6 +221,33 @@ pub fn incoming(receiver: Role, frame: Frame) -> Vec<u8> {
     }
 }
 
+/// Length of the header of a frame with `payload_len` payload bytes as [`incoming`] encodes it
+/// for `receiver`: 2 bytes, 2 or 8 more for a 16- or 64-bit length, 4 more for a mask.
+pub fn header_len(receiver: Role, payload_len: usize) -> usize {
+    let extended = match payload_len {
+        0..=125 => 0,
+        126..=0xffff => 2,
+        _ => 8,
+    };
+    2 + extended + if receiver == Role::Server { 4 } else { 0 }
+}
+
+/// Feeds one frame the way a slow peer sends it: its header alone first, then its payload in
+/// reads of at most `piece` bytes. Returns the events after each read.
+pub fn receive_streamed(conn: &mut Connection, frame: Frame, piece: usize) -> Vec<Vec<Event>> {
+    let role = conn.role();
+    let len = header_len(role, frame.payload.len());
+    let wire = incoming(role, frame);
+    let mut got = Vec::new();
+    conn.receive(&wire[..len], t0());
+    got.push(events(conn));
+    for chunk in wire[len..].chunks(piece) {
+        conn.receive(chunk, t0());
+        got.push(events(conn));
+    }
+    got
+}
+
 /// Bytes of several frames, as [`incoming`].
 pub fn incoming_all(receiver: Role, frames: impl IntoIterator<Item = Frame>) -> Vec<u8> {
     frames
