@@ -1,10 +1,11 @@
 //! The facade client: a [`ws_mio::Client`] whose events become the tutorial's callbacks.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, RwLock};
+use std::sync::{Arc, Condvar, Mutex};
 
 use ws_mio::{Disconnect, DriverError, Handler, Message, WsUrl};
 
+use crate::callbacks::{CallbackTable, CallbackView};
 use crate::config::ClientConfig;
 use crate::error::Error;
 use crate::traits::*;
@@ -21,7 +22,7 @@ struct Callbacks {
 }
 
 struct Inner {
-    callbacks: RwLock<Callbacks>,
+    callbacks: CallbackTable<Callbacks>,
     /// True from a successful start until the connection ends.
     running: Mutex<bool>,
     ended: Condvar,
@@ -33,15 +34,8 @@ struct Inner {
 }
 
 impl Inner {
-    fn callbacks(&self) -> Callbacks {
-        self.callbacks
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-    }
-
     fn set(&self, f: impl FnOnce(&mut Callbacks)) {
-        f(&mut self.callbacks.write().unwrap_or_else(|e| e.into_inner()));
+        self.callbacks.set(f);
     }
 
     fn set_session(&self, session: Option<ws_mio::Session>) {
@@ -75,7 +69,7 @@ impl WsClient {
             config,
             client_id,
             inner: Arc::new(Inner {
-                callbacks: RwLock::default(),
+                callbacks: CallbackTable::default(),
                 running: Mutex::new(false),
                 ended: Condvar::new(),
                 session: Mutex::new(None),
@@ -84,6 +78,13 @@ impl WsClient {
             client: Mutex::new(None),
             starting: Mutex::new(()),
             stops: AtomicU64::new(0),
+        }
+    }
+
+    fn bridge(&self) -> Bridge {
+        Bridge {
+            inner: Arc::clone(&self.inner),
+            callbacks: self.inner.callbacks.view(),
         }
     }
 
@@ -103,19 +104,23 @@ impl Drop for WsClient {
     }
 }
 
-struct Bridge(Arc<Inner>);
+/// The connection's handler: the driver's events become the tutorial's callbacks.
+struct Bridge {
+    inner: Arc<Inner>,
+    callbacks: CallbackView<Callbacks>,
+}
 
 impl Handler for Bridge {
-    fn on_open(&self, session: &ws_mio::Session) {
-        self.0.set_session(Some(session.clone()));
-        self.0.set_running(true);
-        if let Some(cb) = self.0.callbacks().connected {
+    fn on_open(&mut self, session: &ws_mio::Session) {
+        self.inner.set_session(Some(session.clone()));
+        self.inner.set_running(true);
+        if let Some(cb) = &self.callbacks.get(&self.inner.callbacks).connected {
             cb();
         }
     }
 
-    fn on_message(&self, _session: &ws_mio::Session, message: Message) {
-        let callbacks = self.0.callbacks();
+    fn on_message(&mut self, _session: &ws_mio::Session, message: Message) {
+        let callbacks = self.callbacks.get(&self.inner.callbacks);
         match &message {
             Message::Text(text) => {
                 if let Some(cb) = &callbacks.text {
@@ -127,17 +132,18 @@ impl Handler for Bridge {
                     cb("", data);
                 }
             }
+            _ => {}
         }
         if let Some(cb) = &callbacks.receive {
             cb(message.as_bytes());
         }
     }
 
-    fn on_close(&self, session: &ws_mio::Session, disconnect: &Disconnect) {
+    fn on_close(&mut self, session: &ws_mio::Session, disconnect: &Disconnect) {
         // Only the current connection's end clears the state (a connection stopped from its own
         // callback ends on its own, possibly after a later start opened another).
         let current = {
-            let mut slot = self.0.session.lock().unwrap_or_else(|e| e.into_inner());
+            let mut slot = self.inner.session.lock().unwrap_or_else(|e| e.into_inner());
             let current = slot.as_ref().is_some_and(|s| s.id() == session.id());
             if current {
                 *slot = None;
@@ -152,19 +158,19 @@ impl Handler for Bridge {
                 }
             }
         }
-        let _ended = Ended(&self.0, current);
-        let callbacks = self.0.callbacks();
+        let _ended = Ended(&self.inner, current);
+        let callbacks = self.callbacks.get(&self.inner.callbacks);
         if let Some(cb) = &callbacks.close {
-            cb("", disconnect.code, &disconnect.reason);
+            cb("", disconnect.code.as_u16(), &disconnect.reason);
         }
         if let Some(cb) = &callbacks.disconnected {
             cb();
         }
     }
 
-    fn on_error(&self, _session: Option<&ws_mio::Session>, error: &DriverError) {
-        self.0.errors_reported.fetch_add(1, Ordering::AcqRel);
-        if let Some(cb) = self.0.callbacks().error {
+    fn on_error(&mut self, _session: &ws_mio::Session, error: &DriverError) {
+        self.inner.errors_reported.fetch_add(1, Ordering::AcqRel);
+        if let Some(cb) = &self.callbacks.get(&self.inner.callbacks).error {
             cb(&Error::Connection(error.clone()));
         }
     }
@@ -197,24 +203,22 @@ impl ProtocolClient for WsClient {
         };
         // Only `starting` is held while connecting: the connected and error callbacks, which
         // run meanwhile, can call every other method.
-        let client =
-            match ws_mio::Client::connect_url(&url, driver_config, Bridge(Arc::clone(&self.inner)))
-            {
-                Ok(client) => client,
-                Err(e) => {
-                    let error = Error::Connect(Arc::new(e));
-                    drop(one_start);
-                    // Every failed start reaches the error callback once: the driver reports
-                    // what fails on its loop (refused, handshake), not a host that does not
-                    // resolve or a connect that timed out before the loop answered.
-                    if self.inner.errors_reported.load(Ordering::Acquire) == reported {
-                        if let Some(cb) = self.inner.callbacks().error {
-                            cb(&error);
-                        }
+        let client = match ws_mio::Client::connect_url(&url, driver_config, self.bridge()) {
+            Ok(client) => client,
+            Err(e) => {
+                let error = Error::Connect(Arc::new(e));
+                drop(one_start);
+                // Every failed start reaches the error callback once: the driver reports
+                // what fails on its loop (refused, handshake), not a host that does not
+                // resolve or a connect that timed out before the loop answered.
+                if self.inner.errors_reported.load(Ordering::Acquire) == reported {
+                    if let Some(cb) = &self.inner.callbacks.get().error {
+                        cb(&error);
                     }
-                    return Err(error);
                 }
-            };
+                return Err(error);
+            }
+        };
         // Checked under the slot's lock: a `stop` counts itself before taking that lock, so it
         // either shows here or finds the client stored.
         let mut slot = self.client.lock().unwrap_or_else(|e| e.into_inner());
@@ -294,7 +298,9 @@ impl WebSocketClient for WsClient {
         Ok(self.session()?.ping(payload)?)
     }
     fn close(&self, code: u16, reason: &str) -> Result<(), Error> {
-        Ok(self.session()?.close(code, reason)?)
+        Ok(self
+            .session()?
+            .close(crate::server::close_code(code)?, reason)?)
     }
     fn subprotocol(&self) -> Option<String> {
         self.session().ok()?.subprotocol().map(str::to_owned)

@@ -40,6 +40,7 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+mod callbacks;
 mod client;
 mod config;
 mod error;

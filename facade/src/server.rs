@@ -2,11 +2,15 @@
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
-use std::sync::{Arc, Condvar, Mutex, RwLock};
+use std::sync::{Arc, Condvar, Mutex};
 
-use ws_mio::ws_proto::handshake::{Request, UpgradeRequest};
-use ws_mio::{Decision, Disconnect, DriverError, Handler, HttpResponse, Message, PreparedMessage};
+use ws_mio::ws_proto::handshake::{resource_path, resource_query, Request, UpgradeRequest};
+use ws_mio::{
+    CloseCode, Decision, Disconnect, DriverError, Factory, Handler, HttpResponse, Message,
+    PreparedMessage,
+};
 
+use crate::callbacks::{CallbackTable, CallbackView};
 use crate::config::ServerConfig;
 use crate::error::Error;
 use crate::traits::*;
@@ -23,36 +27,28 @@ struct Callbacks {
     http: Option<HttpCallback>,
 }
 
-/// Session registry: live sessions by driver id, ids in use, and the names and paths
-/// announced in upgrade requests (keyed by peer address until the connection opens).
+/// The open sessions by driver id, and the ids in use. Taken when a session opens or ends,
+/// and by [`WebSocketServer::session`]; never per message.
 #[derive(Default)]
 struct Registry {
     sessions: HashMap<u64, Arc<FacadeSession>>,
     ids: HashSet<String>,
-    announced: HashMap<SocketAddr, (String, String)>,
 }
 
 pub(crate) struct Inner {
     config: ServerConfig,
     server_id: String,
-    callbacks: RwLock<Callbacks>,
+    callbacks: CallbackTable<Callbacks>,
     registry: Mutex<Registry>,
 }
 
 impl Inner {
-    fn callbacks(&self) -> Callbacks {
-        self.callbacks
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-    }
-
     fn registry(&self) -> std::sync::MutexGuard<'_, Registry> {
         self.registry.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn set(&self, f: impl FnOnce(&mut Callbacks)) {
-        f(&mut self.callbacks.write().unwrap_or_else(|e| e.into_inner()));
+        self.callbacks.set(f);
     }
 }
 
@@ -70,7 +66,7 @@ impl WsServer {
             inner: Arc::new(Inner {
                 config,
                 server_id,
-                callbacks: RwLock::default(),
+                callbacks: CallbackTable::default(),
                 registry: Mutex::default(),
             }),
             server: Mutex::new(None),
@@ -104,7 +100,7 @@ impl Session for FacadeSession {
         Ok(self.session.send_binary(data)?)
     }
     fn close(&self) {
-        let _ = self.session.close(1000, "");
+        let _ = self.session.close(CloseCode::NORMAL, "");
     }
     fn as_websocket(&self) -> Option<&dyn WebSocketSession> {
         Some(self)
@@ -122,7 +118,7 @@ impl WebSocketSession for FacadeSession {
         Ok(self.session.ping(payload)?)
     }
     fn close_with(&self, code: u16, reason: &str) -> Result<(), Error> {
-        Ok(self.session.close(code, reason)?)
+        Ok(self.session.close(close_code(code)?, reason)?)
     }
     fn path(&self) -> &str {
         &self.path
@@ -142,7 +138,7 @@ fn announced_name(request: &UpgradeRequest) -> Option<String> {
         .headers
         .get("x-client-id")
         .map(|v| String::from_utf8_lossy(v).into_owned());
-    let from_query = request.path.split_once('?').and_then(|(_, query)| {
+    let from_query = resource_query(&request.path).and_then(|query| {
         query
             .split('&')
             .find_map(|pair| pair.strip_prefix("id="))
@@ -180,46 +176,68 @@ fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// Bridges driver events to the facade callbacks.
+/// Decides on upgrade requests: every one is accepted with a [`Member`] that carries the name
+/// the client announced and the path it asked for.
 struct Bridge(Arc<Inner>);
 
-impl Handler for Bridge {
-    fn on_request(&self, request: &UpgradeRequest, peer: SocketAddr) -> Decision {
-        let name = announced_name(request).unwrap_or_else(|| peer.to_string());
-        let path = request.path.split('?').next().unwrap_or("/").to_owned();
-        self.0.registry().announced.insert(peer, (name, path));
-        Decision::Accept(Default::default())
+impl Factory for Bridge {
+    type Handler = Member;
+
+    fn on_request(&self, request: &UpgradeRequest, peer: SocketAddr) -> Decision<Member> {
+        Decision::accept(Member {
+            inner: Arc::clone(&self.0),
+            name: announced_name(request).unwrap_or_else(|| peer.to_string()),
+            path: resource_path(&request.path).to_owned(),
+            session: None,
+            callbacks: self.0.callbacks.view(),
+        })
     }
 
     fn on_http_request(&self, request: &Request, _peer: SocketAddr) -> HttpResponse {
-        let path = request.path.split('?').next().unwrap_or("/");
-        match self.0.callbacks().http.and_then(|cb| cb(path)) {
-            Some((content_type, body)) => HttpResponse {
-                status: 200,
-                content_type,
-                body,
-            },
+        let path = resource_path(&request.path);
+        match self.0.callbacks.get().http.as_ref().and_then(|cb| cb(path)) {
+            Some((content_type, body)) => HttpResponse::new(200, content_type, body),
             None => HttpResponse::not_found(),
         }
     }
 
-    fn on_open(&self, session: &ws_mio::Session) {
+    fn on_error(&self, _peer: Option<SocketAddr>, error: &DriverError) {
+        if let Some(cb) = &self.0.callbacks.get().error {
+            cb("", &Error::Connection(error.clone()));
+        }
+    }
+}
+
+/// One participant: its announced name and path until it opens, then its session. Its
+/// callbacks run on the connection's loop thread and take no lock per message.
+struct Member {
+    inner: Arc<Inner>,
+    name: String,
+    path: String,
+    session: Option<Arc<FacadeSession>>,
+    callbacks: CallbackView<Callbacks>,
+}
+
+impl Member {
+    fn id(&self) -> &str {
+        self.session.as_ref().map_or("", |s| s.id.as_str())
+    }
+}
+
+impl Handler for Member {
+    fn on_open(&mut self, session: &ws_mio::Session) {
         let facade_session = {
-            let mut registry = self.0.registry();
-            let (name, path) = registry
-                .announced
-                .remove(&session.peer_addr())
-                .unwrap_or_else(|| (session.peer_addr().to_string(), self.0.config.path.clone()));
-            let mut id = name.clone();
+            let mut registry = self.inner.registry();
+            let mut id = self.name.clone();
             let mut n = 2;
             while registry.ids.contains(&id) {
-                id = format!("{name}#{n}");
+                id = format!("{}#{n}", self.name);
                 n += 1;
             }
             registry.ids.insert(id.clone());
             let facade_session = Arc::new(FacadeSession {
                 id,
-                path,
+                path: std::mem::take(&mut self.path),
                 session: session.clone(),
             });
             registry
@@ -227,42 +245,40 @@ impl Handler for Bridge {
                 .insert(session.id(), Arc::clone(&facade_session));
             facade_session
         };
-        if let Some(cb) = self.0.callbacks().connection {
+        self.session = Some(Arc::clone(&facade_session));
+        if let Some(cb) = &self.callbacks.get(&self.inner.callbacks).connection {
             cb(facade_session);
         }
     }
 
-    fn on_message(&self, session: &ws_mio::Session, message: Message) {
-        let Some(id) = self
-            .0
-            .registry()
-            .sessions
-            .get(&session.id())
-            .map(|s| s.id.clone())
-        else {
+    fn on_message(&mut self, _session: &ws_mio::Session, message: Message) {
+        let Some(session) = &self.session else {
             return;
         };
-        let callbacks = self.0.callbacks();
+        let id = session.id.as_str();
+        let callbacks = self.callbacks.get(&self.inner.callbacks);
         match &message {
             Message::Text(text) => {
                 if let Some(cb) = &callbacks.text {
-                    cb(&id, text);
+                    cb(id, text);
                 }
             }
             Message::Binary(data) => {
                 if let Some(cb) = &callbacks.binary {
-                    cb(&id, data);
+                    cb(id, data);
                 }
             }
+            _ => {}
         }
         if let Some(cb) = &callbacks.receive {
-            cb(&id, message.as_bytes());
+            cb(id, message.as_bytes());
         }
     }
 
-    fn on_close(&self, session: &ws_mio::Session, disconnect: &Disconnect) {
-        let removed = self.0.registry().sessions.remove(&session.id());
-        let Some(removed) = removed else { return };
+    fn on_close(&mut self, session: &ws_mio::Session, disconnect: &Disconnect) {
+        let Some(removed) = self.inner.registry().sessions.remove(&session.id()) else {
+            return;
+        };
         // Released after the callbacks, even when one of them panics.
         struct Release<'a>(&'a Inner, &'a str);
         impl Drop for Release<'_> {
@@ -270,30 +286,28 @@ impl Handler for Bridge {
                 self.0.registry().ids.remove(self.1);
             }
         }
-        let _release = Release(&self.0, &removed.id);
-        let callbacks = self.0.callbacks();
+        let _release = Release(&self.inner, &removed.id);
+        let callbacks = self.callbacks.get(&self.inner.callbacks);
         if let Some(cb) = &callbacks.disconnection {
             cb(&removed.id);
         }
         if let Some(cb) = &callbacks.close {
-            cb(&removed.id, disconnect.code, &disconnect.reason);
+            cb(&removed.id, disconnect.code.as_u16(), &disconnect.reason);
         }
     }
 
-    fn on_error(&self, session: Option<&ws_mio::Session>, error: &DriverError) {
-        let id = session
-            .and_then(|s| {
-                self.0
-                    .registry()
-                    .sessions
-                    .get(&s.id())
-                    .map(|f| f.id.clone())
-            })
-            .unwrap_or_default();
-        if let Some(cb) = self.0.callbacks().error {
-            cb(&id, &Error::Connection(error.clone()));
+    fn on_error(&mut self, _session: &ws_mio::Session, error: &DriverError) {
+        let callbacks = self.callbacks.get(&self.inner.callbacks).clone();
+        if let Some(cb) = &callbacks.error {
+            cb(self.id(), &Error::Connection(error.clone()));
         }
     }
+}
+
+/// The tutorial's `close_with` takes a number: made a close code here, refused if it may not
+/// be sent.
+pub(crate) fn close_code(code: u16) -> Result<CloseCode, Error> {
+    CloseCode::new(code).ok_or(Error::Send(ws_mio::SendError::InvalidCloseCode(code)))
 }
 
 impl ProtocolServer for WsServer {
@@ -328,7 +342,6 @@ impl ProtocolServer for WsServer {
         if let Some(server) = server {
             // Every open session gets its on_close (which unregisters it) during the stop.
             server.stop();
-            self.inner.registry().announced.clear();
         }
         *self.running.lock().unwrap_or_else(|e| e.into_inner()) = false;
         self.stopped.notify_all();

@@ -195,19 +195,15 @@ fn assert_echoed_close(server: &mut Peer, code: u16, reason: &str) {
     }
 }
 
-/// A ws-mio handler that reports pongs and messages.
-struct PingHandler(Mutex<mpsc::Sender<(&'static str, Vec<u8>)>>);
+/// A ws-mio handler that reports pongs and messages (the client's own: no lock needed).
+struct PingHandler(mpsc::Sender<(&'static str, Vec<u8>)>);
 
 impl ws_mio::Handler for PingHandler {
-    fn on_pong(&self, _session: &ws_mio::Session, payload: &[u8]) {
-        let _ = self.0.lock().unwrap().send(("pong", payload.to_vec()));
+    fn on_pong(&mut self, _session: &ws_mio::Session, payload: &[u8]) {
+        let _ = self.0.send(("pong", payload.to_vec()));
     }
-    fn on_message(&self, _session: &ws_mio::Session, message: ws_mio::Message) {
-        let _ = self
-            .0
-            .lock()
-            .unwrap()
-            .send(("message", message.as_bytes().to_vec()));
+    fn on_message(&mut self, _session: &ws_mio::Session, message: ws_mio::Message) {
+        let _ = self.0.send(("message", message.as_bytes().to_vec()));
     }
 }
 
@@ -217,7 +213,7 @@ fn client_ping_gets_pong(which: Impl) {
     let client = ws_mio::Client::connect(
         &format!("ws://127.0.0.1:{port}/ping"),
         ws_mio::ClientConfig::default(),
-        PingHandler(Mutex::new(tx)),
+        PingHandler(tx),
     )
     .expect("ws_mio client connects");
     assert_eq!(server.next_line(WAIT), "open /ping -");

@@ -9,32 +9,29 @@
 //! closes, then prints the close code (the usual way a conformance server tests a client).
 
 use std::sync::mpsc;
-use std::sync::Mutex;
 use std::time::Duration;
 
 use ws_mio::{Client, ClientConfig, Disconnect, Handler, Message, Session};
 
+/// The connection's handler: passes what arrives to `main`, and with `--reflect` sends every
+/// message back.
 struct Reflect {
     reflect: bool,
-    events: Mutex<mpsc::Sender<Result<Message, Disconnect>>>,
+    events: mpsc::Sender<Result<Message, Disconnect>>,
 }
 
 impl Handler for Reflect {
-    fn on_message(&self, session: &Session, message: Message) {
+    fn on_message(&mut self, session: &Session, message: Message) {
         if self.reflect {
-            let _ = match &message {
-                Message::Text(text) => session.send_text(text.clone()),
-                Message::Binary(data) => session.send_binary(data.clone()),
-            };
+            // Fails only once the connection is closing: nothing left to reflect to.
+            let _ = session.send(message.clone());
         }
-        let _ = self.events.lock().map(|tx| tx.send(Ok(message)));
+        // `main` may have stopped listening (it is returning).
+        let _ = self.events.send(Ok(message));
     }
 
-    fn on_close(&self, _session: &Session, disconnect: &Disconnect) {
-        let _ = self
-            .events
-            .lock()
-            .map(|tx| tx.send(Err(disconnect.clone())));
+    fn on_close(&mut self, _session: &Session, disconnect: &Disconnect) {
+        let _ = self.events.send(Err(disconnect.clone()));
     }
 }
 
@@ -55,7 +52,7 @@ fn main() {
     config.protocol.max_buffered_output = 32 << 20;
     let handler = Reflect {
         reflect,
-        events: Mutex::new(tx),
+        events: tx,
     };
     let client = match Client::connect(&url, config, handler) {
         Ok(client) => client,
@@ -72,6 +69,7 @@ fn main() {
         match rx.recv_timeout(Duration::from_secs(10)) {
             Ok(Ok(Message::Text(text))) => println!("{text}"),
             Ok(Ok(Message::Binary(data))) => println!("<{} binary bytes>", data.len()),
+            Ok(Ok(other)) => println!("<{} bytes>", other.as_bytes().len()),
             Ok(Err(d)) => {
                 eprintln!("echo_client: closed before the echo ({})", d.code);
                 std::process::exit(1);

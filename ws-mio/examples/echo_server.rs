@@ -6,18 +6,18 @@
 //! ```
 //! Prints the bound address, then runs until Ctrl-C.
 
-use std::time::Duration;
-
 use ws_mio::{Handler, Message, Server, ServerConfig, Session};
 
+/// One per connection (a cloneable handler is its own factory).
+#[derive(Clone)]
 struct Echo;
 
 impl Handler for Echo {
-    fn on_message(&self, session: &Session, message: Message) {
-        let _ = match message {
-            Message::Text(text) => session.send_text(text),
-            Message::Binary(data) => session.send_binary(data),
-        };
+    fn on_message(&mut self, session: &Session, message: Message) {
+        // A reply never meets the output limit (the loop stops reading a peer that does not
+        // read its replies): this fails only once the connection is closing, when there is
+        // no one left to echo to.
+        let _ = session.send(message);
     }
 }
 
@@ -46,7 +46,5 @@ fn main() {
         }
     };
     println!("echo_server listening on ws://{}", server.local_addr());
-    loop {
-        std::thread::sleep(Duration::from_secs(3600));
-    }
+    server.wait();
 }

@@ -3,26 +3,20 @@
 
 use std::fmt;
 use std::io;
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::ToSocketAddrs;
 use std::sync::atomic::AtomicUsize;
 use std::sync::{mpsc, Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use mio::{Poll, Waker};
-use ws_proto::{close, ClientRequest};
+use ws_proto::{ClientRequest, CloseCode};
 
 use crate::config::ClientConfig;
-use crate::event_loop::{EventLoop, LoopConfig, WAKER};
+use crate::event_loop::{ClientSide, ConnectRequest, EventLoop, LoopConfig, LoopParts, WAKER};
 use crate::handler::{DriverError, Handler};
 use crate::session::{next_loop_id, Command, LoopHandle, Session};
 use crate::url::{parse_ws_url, UrlError, WsUrl};
-
-pub(crate) struct ConnectRequest {
-    pub(crate) addr: SocketAddr,
-    pub(crate) request: ClientRequest,
-    pub(crate) notify: mpsc::Sender<Result<Session, DriverError>>,
-}
 
 /// Why [`Client::connect`] failed.
 #[derive(Debug)]
@@ -61,6 +55,7 @@ impl std::error::Error for ConnectError {
 /// [`connect`](Self::connect) returns once the opening handshake has succeeded or failed, so
 /// sending right after it never races the handshake.
 #[derive(Debug)]
+#[must_use = "dropping a Client closes its connection"]
 pub struct Client {
     session: Session,
     handle: Arc<LoopHandle>,
@@ -106,31 +101,33 @@ impl Client {
         let waker =
             Waker::new(poll.registry(), WAKER).map_err(|e| ConnectError::Failed(e.into()))?;
         let (tx, rx) = mpsc::channel();
-        let id = next_loop_id();
-        let handle = Arc::new(LoopHandle::new(id, tx, waker));
-        let event_loop = EventLoop::new(
-            id,
-            poll,
-            rx,
-            Arc::clone(&handle),
-            Arc::new(handler),
-            loop_config,
-            None,
-            Arc::new(AtomicUsize::new(0)),
-        )
-        .map_err(|e| ConnectError::Failed(e.into()))?;
-        let thread = std::thread::Builder::new()
-            .name("ws-mio-client".into())
-            .spawn(move || event_loop.run())
-            .map_err(|e| ConnectError::Failed(e.into()))?;
+        let handle = Arc::new(LoopHandle::new(next_loop_id(), tx, waker));
+        let parts = LoopParts {
+            handle: Arc::clone(&handle),
+            factory: Arc::new(ClientSide::new()),
+            config: loop_config,
+            listener: None,
+            connections: Arc::new(AtomicUsize::new(0)),
+        };
+        let mut event_loop =
+            EventLoop::new(poll, rx, parts).map_err(|e| ConnectError::Failed(e.into()))?;
         let (notify, outcome) = mpsc::channel();
         let mut request = ClientRequest::new(url.host_header(), url.path.clone());
         request.headers = config.headers;
-        handle.submit(Command::Connect(Box::new(ConnectRequest {
+        let connect = ConnectRequest {
             addr,
             request,
+            handler,
             notify,
-        })));
+        };
+        let thread = std::thread::Builder::new()
+            .name("ws-mio-client".into())
+            .spawn(move || {
+                // The handshake timer starts here, when the loop takes the connection.
+                event_loop.connect(connect, std::time::Instant::now());
+                event_loop.run()
+            })
+            .map_err(|e| ConnectError::Failed(e.into()))?;
         // The loop enforces the timeout itself (the connection's handshake timer, from when it
         // takes the command); this wait is only a safety net, with room for a slow start of
         // the loop thread.
@@ -148,7 +145,7 @@ impl Client {
                 thread: Mutex::new(Some(thread)),
             }),
             Err(e) => {
-                handle.submit(Command::Shutdown(close::NORMAL));
+                handle.submit(Command::Shutdown(CloseCode::NORMAL));
                 let _ = thread.join();
                 Err(ConnectError::Failed(e))
             }
@@ -169,7 +166,7 @@ impl Client {
         let Some(thread) = slot.as_ref() else {
             return;
         };
-        self.handle.submit(Command::Shutdown(close::NORMAL));
+        self.handle.submit(Command::Shutdown(CloseCode::NORMAL));
         if thread.thread().id() == std::thread::current().id() {
             return;
         }

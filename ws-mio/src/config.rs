@@ -2,8 +2,21 @@
 
 use std::time::Duration;
 
+use ws_proto::CloseCode;
+
 /// What happens when a send would exceed a connection's outgoing buffer limit.
+///
+/// Whatever the policy, the loop protects the limit from the other side too: it stops
+/// reading a connection while the connection's output plus the message it is receiving is at
+/// or above half of [`ws_proto::Config::max_buffered_output`] (the high-water mark), and
+/// reads again once the output has drained to a quarter of it (the low-water mark). One read
+/// takes at most `read_buffer_size` bytes, so as long as `read_buffer_size` is at most half
+/// the limit (64 KiB of 1 MiB by default), the replies a handler sends to what one read
+/// delivered (each no larger than the message it answers, as an echo) always fit: they are
+/// never refused, and a peer that sends without reading is slowed down by TCP flow control
+/// instead of losing replies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub enum BackpressurePolicy {
     /// The send fails with [`ws_proto::SendError::BufferFull`]; the caller decides (drop, retry
     /// later, close). Broadcasts skip that connection.
@@ -11,7 +24,7 @@ pub enum BackpressurePolicy {
     Error,
     /// The send fails and the connection is failed with this close code: 1008 (policy
     /// violation) or 1013 (try again later) are the usual choices.
-    Close(u16),
+    Close(CloseCode),
 }
 
 /// Settings of a [`Server`](crate::Server).

@@ -2,14 +2,17 @@
 //!
 //! * [`Server`]: binds, accepts, and serves connections on one event loop per core.
 //! * [`Client`]: connects to a `ws://` URL and runs its connection on a thread of its own.
-//! * [`Handler`]: the callbacks the application implements (they run on loop threads).
+//! * [`Factory`] and [`Handler`]: what the application implements. The factory decides on
+//!   upgrade requests and makes one handler per connection, owned by its loop thread (state
+//!   per connection, no lock); any `Handler + Clone` is a factory of its clones.
 //! * [`Session`]: a `Clone + Send + Sync` handle to send text, binary, pings and closes from
 //!   anywhere, including from inside callbacks.
 //!
 //! Sockets, threads and time live here; every protocol decision is made by
 //! [`ws_proto::Connection`]. Each connection has a bounded outgoing buffer
 //! ([`ws_proto::Config::max_buffered_output`]) with a [`BackpressurePolicy`]; a connection
-//! whose output is over the limit also stops being read until the peer catches up.
+//! whose output reaches half the limit stops being read until it drains, so replies are held
+//! back by TCP flow control, never dropped.
 #![deny(missing_docs, missing_debug_implementations)]
 #![forbid(unsafe_code)]
 
@@ -25,9 +28,9 @@ mod url;
 
 pub use client::{Client, ConnectError};
 pub use config::{BackpressurePolicy, ClientConfig, ServerConfig};
-pub use handler::{Decision, Disconnect, DriverError, Handler, HttpResponse, Message};
+pub use handler::{Decision, Disconnect, DriverError, Factory, Handler, HttpResponse, Message};
 pub use server::Server;
 pub use session::Session;
 pub use url::{parse_ws_url, UrlError, WsUrl};
 pub use ws_proto;
-pub use ws_proto::{PreparedMessage, SendError};
+pub use ws_proto::{CloseCode, PreparedMessage, SendError};

@@ -7,11 +7,11 @@ use std::sync::{mpsc, Arc, Mutex};
 use std::thread::JoinHandle;
 
 use mio::{Poll, Waker};
-use ws_proto::{close, PreparedMessage, SendError};
+use ws_proto::{CloseCode, PreparedMessage, SendError};
 
 use crate::config::ServerConfig;
-use crate::event_loop::{EventLoop, Listener, LoopConfig, WAKER};
-use crate::handler::Handler;
+use crate::event_loop::{EventLoop, Listener, LoopConfig, LoopParts, WAKER};
+use crate::handler::Factory;
 use crate::session::{next_loop_id, Command, LoopHandle};
 
 /// A running WebSocket server.
@@ -24,13 +24,11 @@ use crate::session::{next_loop_id, Command, LoopHandle};
 /// ```
 /// use ws_mio::{Handler, Message, Server, ServerConfig, Session};
 ///
+/// #[derive(Clone)] // a cloneable handler is its own factory: one clone per connection
 /// struct Echo;
 /// impl Handler for Echo {
-///     fn on_message(&self, session: &Session, message: Message) {
-///         let _ = match message {
-///             Message::Text(text) => session.send_text(text),
-///             Message::Binary(data) => session.send_binary(data),
-///         };
+///     fn on_message(&mut self, session: &Session, message: Message) {
+///         let _ = session.send(message);
 ///     }
 /// }
 ///
@@ -39,6 +37,7 @@ use crate::session::{next_loop_id, Command, LoopHandle};
 /// server.stop();
 /// ```
 #[derive(Debug)]
+#[must_use = "dropping a Server stops it"]
 pub struct Server {
     local_addr: SocketAddr,
     loops: Vec<Arc<LoopHandle>>,
@@ -49,11 +48,13 @@ pub struct Server {
 }
 
 impl Server {
-    /// Binds `addr` (port 0 picks a free port) and starts serving with `handler`.
-    pub fn bind(
+    /// Binds `addr` (port 0 picks a free port) and starts serving: `factory` decides on each
+    /// upgrade request and makes the accepted connection's handler (any `Handler + Clone` is a
+    /// factory of clones of itself).
+    pub fn bind<F: Factory>(
         addr: impl ToSocketAddrs,
         config: ServerConfig,
-        handler: impl Handler,
+        factory: F,
     ) -> io::Result<Server> {
         let listener = std::net::TcpListener::bind(addr)?;
         listener.set_nonblocking(true)?;
@@ -71,7 +72,7 @@ impl Server {
             max_connections: config.max_connections,
             exit_when_idle: false,
         });
-        let handler: Arc<dyn Handler> = Arc::new(handler);
+        let factory = Arc::new(factory);
         let connections = Arc::new(AtomicUsize::new(0));
         let mut polls = Vec::with_capacity(threads);
         let mut loops = Vec::with_capacity(threads);
@@ -89,16 +90,14 @@ impl Server {
         });
         let mut handles = Vec::with_capacity(threads);
         for (index, (poll, rx)) in polls.into_iter().enumerate() {
-            let event_loop = EventLoop::new(
-                loops[index].id,
-                poll,
-                rx,
-                Arc::clone(&loops[index]),
-                Arc::clone(&handler),
-                Arc::clone(&loop_config),
-                listener.take(),
-                Arc::clone(&connections),
-            )?;
+            let parts = LoopParts {
+                handle: Arc::clone(&loops[index]),
+                factory: Arc::clone(&factory),
+                config: Arc::clone(&loop_config),
+                listener: listener.take(),
+                connections: Arc::clone(&connections),
+            };
+            let event_loop = EventLoop::new(poll, rx, parts)?;
             let thread = std::thread::Builder::new()
                 .name(format!("ws-mio-{index}"))
                 .spawn(move || event_loop.run())?;
@@ -163,12 +162,10 @@ impl Server {
     /// another thread (or the drop) then waits for it.
     pub fn stop(&self) {
         let mut threads = self.threads.lock().unwrap_or_else(|e| e.into_inner());
-        if threads.is_empty() {
-            return;
-        }
-        // Idempotent in the loops: a second shutdown command changes nothing.
+        // Sent even when no thread is left to join here ([`wait`](Self::wait) may hold them):
+        // idempotent in the loops, and a no-op for loops already gone.
         for handle in &self.loops {
-            handle.submit(Command::Shutdown(close::GOING_AWAY));
+            handle.submit(Command::Shutdown(CloseCode::GOING_AWAY));
         }
         let current = std::thread::current().id();
         if threads.iter().any(|t| t.thread().id() == current) {
@@ -178,6 +175,22 @@ impl Server {
         let taken = std::mem::take(&mut *threads);
         drop(threads);
         for thread in taken {
+            let _ = thread.join();
+        }
+    }
+
+    /// Waits until the server has stopped: after a [`stop`](Self::stop) from a callback or
+    /// another thread (or forever, for a server that serves until the process ends). A
+    /// program's main thread calls it instead of sleeping in a loop.
+    pub fn wait(&self) {
+        loop {
+            let thread = {
+                let mut threads = self.threads.lock().unwrap_or_else(|e| e.into_inner());
+                match threads.pop() {
+                    Some(thread) => thread,
+                    None => return,
+                }
+            };
             let _ = thread.join();
         }
     }

@@ -9,6 +9,14 @@ use std::cell::RefCell;
 use std::fmt;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc};
+
+use ws_proto::frame::MAX_CONTROL_PAYLOAD;
+use ws_proto::{close, fits_output_limit, CloseCode, PreparedMessage, SendError};
+
+use crate::config::BackpressurePolicy;
+use crate::handler::Message;
+use crate::slab::Key;
 
 /// Loop ids are unique in the process: the thread-local fast path below must never confuse
 /// a client's loop with a server's.
@@ -18,12 +26,6 @@ static NEXT_LOOP_ID: AtomicUsize = AtomicUsize::new(0);
 pub(crate) fn next_loop_id() -> usize {
     NEXT_LOOP_ID.fetch_add(1, Ordering::Relaxed)
 }
-use std::sync::{mpsc, Arc};
-
-use ws_proto::{PreparedMessage, SendError};
-
-use crate::config::BackpressurePolicy;
-use crate::slab::Key;
 
 /// Something to send on one connection.
 #[derive(Debug)]
@@ -32,12 +34,18 @@ pub(crate) enum Outgoing {
     Binary(Vec<u8>),
     Prepared(PreparedMessage),
     Ping(Vec<u8>),
-    Close(u16, String),
+    Close(CloseCode, String),
     /// Fail the connection (backpressure policy).
-    Fail(u16),
+    Fail(CloseCode),
 }
 
 impl Outgoing {
+    /// Whether the output limit applies: everything but the closing is bounded, pings
+    /// included (a peer that does not read must not make pings pile up either).
+    pub(crate) fn is_limited(&self) -> bool {
+        !matches!(self, Outgoing::Close(..) | Outgoing::Fail(_))
+    }
+
     /// What the command counts for in [`Shared::pending`] until the loop hands it over.
     pub(crate) fn len(&self) -> usize {
         match self {
@@ -56,8 +64,7 @@ pub(crate) enum Command {
     Send(Key, Outgoing),
     Broadcast(PreparedMessage),
     Adopt(mio::net::TcpStream, SocketAddr),
-    Connect(Box<crate::client::ConnectRequest>),
-    Shutdown(u16),
+    Shutdown(CloseCode),
 }
 
 /// The way into one event loop, shared by its sessions and by the server.
@@ -131,6 +138,8 @@ pub(crate) struct Shared {
     pub(crate) pending: AtomicUsize,
     pub(crate) limit: usize,
     pub(crate) policy: BackpressurePolicy,
+    /// A send was refused for buffer space since the last [`Handler::on_drain`](crate::Handler::on_drain).
+    pub(crate) refused: AtomicBool,
     pub(crate) handle: Arc<LoopHandle>,
 }
 
@@ -140,7 +149,12 @@ pub(crate) struct Shared {
 /// connection has a bounded outgoing buffer ([`ws_proto::Config::max_buffered_output`]): a
 /// send that would go beyond it fails with [`SendError::BufferFull`] (and, with
 /// [`BackpressurePolicy::Close`], closes the connection), so a peer that stops reading can
-/// never make memory grow without bound.
+/// never make memory grow without bound. After a refusal,
+/// [`Handler::on_drain`](crate::Handler::on_drain) says when to go on.
+///
+/// Replies never meet that limit: while a connection's output is high, its loop stops
+/// reading it (see [`ServerConfig`](crate::ServerConfig)), so what a handler sends in answer
+/// to the messages it receives is held back by TCP flow control on the peer, not dropped.
 #[derive(Clone)]
 pub struct Session {
     pub(crate) shared: Arc<Shared>,
@@ -182,6 +196,17 @@ impl Session {
         self.shared.pending.load(Ordering::Acquire)
     }
 
+    /// Sends a message.
+    ///
+    /// Errors: [`SendError::Closed`] once the connection is closing or gone,
+    /// [`SendError::BufferFull`] when the output has no room for it.
+    pub fn send(&self, message: Message) -> Result<(), SendError> {
+        match message {
+            Message::Text(text) => self.post(Outgoing::Text(text)),
+            Message::Binary(data) => self.post(Outgoing::Binary(data)),
+        }
+    }
+
     /// Sends a text message.
     pub fn send_text(&self, text: impl Into<String>) -> Result<(), SendError> {
         self.post(Outgoing::Text(text.into()))
@@ -200,20 +225,22 @@ impl Session {
     /// Sends a ping (at most 125 bytes of payload).
     pub fn ping(&self, payload: impl Into<Vec<u8>>) -> Result<(), SendError> {
         let payload = payload.into();
-        if payload.len() > 125 {
+        if payload.len() > MAX_CONTROL_PAYLOAD {
             return Err(SendError::ControlTooLong(payload.len()));
         }
         self.post(Outgoing::Ping(payload))
     }
 
     /// Starts the closing handshake with a code and reason (at most 123 bytes).
-    pub fn close(&self, code: u16, reason: &str) -> Result<(), SendError> {
-        if !ws_proto::close::is_valid_code(code) {
-            return Err(SendError::InvalidCloseCode(code));
-        }
-        if reason.len() > 123 {
-            return Err(SendError::ControlTooLong(reason.len() + 2));
-        }
+    ///
+    /// ```
+    /// # use ws_mio::{CloseCode, SendError};
+    /// # fn demo(session: &ws_mio::Session) {
+    /// session.close(CloseCode::NORMAL, "bye").unwrap();
+    /// # }
+    /// ```
+    pub fn close(&self, code: CloseCode, reason: &str) -> Result<(), SendError> {
+        close::check_close(code, reason)?;
         self.post(Outgoing::Close(code, reason.to_owned()))
     }
 
@@ -222,11 +249,9 @@ impl Session {
             return Err(SendError::Closed);
         }
         let len = outgoing.len();
-        // Everything but the closing is bounded, pings included: a peer that does not read
-        // must not make pings pile up either.
-        let limited = !matches!(outgoing, Outgoing::Close(..) | Outgoing::Fail(_));
         let pending = self.buffered_amount();
-        if limited && pending > 0 && pending + len > self.shared.limit {
+        if outgoing.is_limited() && !fits_output_limit(pending, len, self.shared.limit) {
+            self.shared.refused.store(true, Ordering::Release);
             if let BackpressurePolicy::Close(code) = self.shared.policy {
                 self.shared
                     .handle

@@ -5,8 +5,10 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Probe, RawClient, Recorder, OP_BINARY, OP_CLOSE, WAIT};
-use ws_mio::{BackpressurePolicy, DriverError, SendError, Server, ServerConfig, Session};
+use common::{Ending, Ev, Probe, RawClient, Recording, OP_BINARY, OP_CLOSE, WAIT};
+use ws_mio::{
+    BackpressurePolicy, CloseCode, DriverError, SendError, Server, ServerConfig, Session,
+};
 
 const MESSAGE: usize = 64 << 10;
 const LIMIT: usize = 1 << 20;
@@ -14,7 +16,7 @@ const LIMIT: usize = 1 << 20;
 const MAX_SENDS: usize = 10_000;
 
 fn server(policy: BackpressurePolicy) -> (Server, Probe) {
-    let (handler, probe) = Recorder::new(false);
+    let (factory, probe) = Recording::new(false);
     let mut config = ServerConfig {
         threads: 1,
         backpressure: policy,
@@ -26,7 +28,7 @@ fn server(policy: BackpressurePolicy) -> (Server, Probe) {
         // at the close timeout.
         config.protocol.close_timeout = Duration::from_millis(500);
     }
-    let server = Server::bind("127.0.0.1:0", config, handler).unwrap();
+    let server = Server::bind("127.0.0.1:0", config, factory).unwrap();
     (server, probe)
 }
 
@@ -82,15 +84,24 @@ fn error_policy_refuses_sends_and_delivers_every_accepted_message() {
         assert_eq!(opcode, OP_BINARY);
         assert!(data == numbered(seq), "message {seq} differs");
     }
+    // The refusal is followed by one on_drain once the output has drained.
+    probe.expect("on_drain", |ev| match ev {
+        Ev::Drain(id) if id == session.id() => Some(()),
+        _ => None,
+    });
     // Drained: sending works again.
     assert!(common::eventually(WAIT, || session.buffered_amount() == 0));
     session.send_binary(numbered(u32::MAX)).unwrap();
     assert!(client.read_message().unwrap().1 == numbered(u32::MAX));
 
-    session.close(1000, "done").unwrap();
+    session.close(CloseCode::NORMAL, "done").unwrap();
     assert_eq!(client.read_message().unwrap().0, OP_CLOSE);
     client.send_close(1000, "").unwrap();
-    assert!(client.reaches_eof(0), "the server closes TCP first");
+    assert_eq!(
+        client.read_to_end(0),
+        Ending::Eof,
+        "the server closes TCP first, cleanly"
+    );
     drop(client);
     let disconnect = probe.closed(session.id());
     assert_eq!(disconnect.code, 1000);
@@ -121,7 +132,7 @@ fn a_burst_of_sends_loses_no_accepted_message() {
         }
         assert!(accepted.len() < 300, "round {round}: nothing was refused");
         // The close goes out after everything accepted before it.
-        session.close(1000, "").unwrap();
+        session.close(CloseCode::NORMAL, "").unwrap();
         let mut delivered = Vec::new();
         loop {
             let (opcode, data) = client.read_message().unwrap();
@@ -141,7 +152,11 @@ fn a_burst_of_sends_loses_no_accepted_message() {
             "round {round}: accepted sends lost or reordered"
         );
         client.send_close(1000, "").unwrap();
-        assert!(client.reaches_eof(0), "the server closes TCP first");
+        assert_eq!(
+            client.read_to_end(0),
+            Ending::Eof,
+            "round {round}: the server closes TCP first, cleanly"
+        );
         drop(client);
         assert_eq!(probe.closed(session.id()).code, 1000);
     }
@@ -149,7 +164,7 @@ fn a_burst_of_sends_loses_no_accepted_message() {
 
 #[test]
 fn close_policy_fails_a_slow_consumer_with_1008() {
-    let (server, probe) = server(BackpressurePolicy::Close(1008));
+    let (server, probe) = server(BackpressurePolicy::Close(CloseCode::POLICY_VIOLATION));
     let mut client = RawClient::connect(server.local_addr(), "/").unwrap();
     let session = probe.opened();
 
@@ -168,9 +183,38 @@ fn close_policy_fails_a_slow_consumer_with_1008() {
     assert!(!session.is_open());
     assert_eq!(session.send_binary(vec![1]), Err(SendError::Closed));
     // The socket is closed: the client reaches EOF after what was in flight.
-    assert!(client.reaches_eof(64 << 20), "socket still open");
+    assert_eq!(client.read_to_end(64 << 20), Ending::Eof);
     assert!(common::eventually(WAIT, || server.connection_count() == 0));
     assert_eq!(probe.tally().closes.get(&session.id()), Some(&1));
+}
+
+/// `on_drain` says "sending may go on": never for a connection the Close policy has failed,
+/// even once its peer reads what was in flight.
+#[test]
+fn close_policy_calls_no_on_drain_after_failing_the_connection() {
+    let (server, probe) = server(BackpressurePolicy::Close(CloseCode::POLICY_VIOLATION));
+    let mut client = RawClient::connect(server.local_addr(), "/").unwrap();
+    let session = probe.opened();
+    send_until_refused(&session);
+    // The peer reads everything up to the server's close frame, then goes.
+    loop {
+        let (opcode, _) = client.read_message().unwrap();
+        if opcode == OP_CLOSE {
+            break;
+        }
+    }
+    drop(client);
+    // Every callback of the connection comes before its on_close.
+    let mut drains = 0;
+    probe.expect("on_close", |ev| match ev {
+        Ev::Drain(id) if id == session.id() => {
+            drains += 1;
+            None
+        }
+        Ev::Close(id, disconnect) if id == session.id() => Some(disconnect),
+        _ => None,
+    });
+    assert_eq!(drains, 0, "on_drain for a connection failed with 1008");
 }
 
 #[test]
@@ -222,15 +266,16 @@ fn pings_are_refused_once_the_buffer_is_full() {
 }
 
 /// A handler that holds its loop on the message "block" until released.
+#[derive(Clone)]
 struct Blocking {
-    entered: std::sync::Mutex<std::sync::mpsc::Sender<()>>,
-    release: std::sync::Mutex<std::sync::mpsc::Receiver<()>>,
+    entered: std::sync::mpsc::Sender<()>,
+    release: std::sync::Arc<std::sync::Mutex<std::sync::mpsc::Receiver<()>>>,
 }
 
 impl ws_mio::Handler for Blocking {
-    fn on_message(&self, _session: &Session, message: ws_mio::Message) {
+    fn on_message(&mut self, _session: &Session, message: ws_mio::Message) {
         if message.as_bytes() == b"block" {
-            self.entered.lock().unwrap().send(()).unwrap();
+            self.entered.send(()).unwrap();
             let _ = self.release.lock().unwrap().recv_timeout(WAIT);
         }
     }
@@ -249,8 +294,8 @@ fn broadcasts_to_a_busy_loop_are_bounded() {
     };
     config.protocol.max_buffered_output = LIMIT;
     let handler = Blocking {
-        entered: entered_tx.into(),
-        release: release_rx.into(),
+        entered: entered_tx,
+        release: std::sync::Arc::new(release_rx.into()),
     };
     let server = Server::bind("127.0.0.1:0", config, handler).unwrap();
     let mut peer = RawClient::connect(server.local_addr(), "/").unwrap();

@@ -7,7 +7,7 @@ use std::io::ErrorKind;
 use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
-use common::{Recorder, WAIT};
+use common::{Recorder, Recording, WAIT};
 use ws_mio::ws_proto::handshake::HandshakeError;
 use ws_mio::ws_proto::{Error, TimeoutKind};
 use ws_mio::{Client, ClientConfig, ConnectError, DriverError, Server, ServerConfig};
@@ -49,13 +49,13 @@ fn connecting_to_a_closed_port_fails() {
 
 #[test]
 fn connecting_to_another_path_is_refused_with_404() {
-    let (server_handler, server_probe) = Recorder::new(true);
+    let (server_factory, server_probe) = Recording::new(true);
     let mut config = ServerConfig {
         threads: 1,
         ..ServerConfig::default()
     };
     config.protocol.path = Some("/chat".into());
-    let server = Server::bind("127.0.0.1:0", config, server_handler).unwrap();
+    let server = Server::bind("127.0.0.1:0", config, server_factory).unwrap();
     let addr = server.local_addr();
 
     let (handler, probe) = Recorder::new(false);
@@ -140,19 +140,23 @@ fn invalid_urls_are_refused_before_connecting() {
     }
 }
 
-/// A handler that refuses every upgrade with the status named by the request path (`/403`).
+/// A factory that refuses every upgrade with the status named by the request path (`/403`).
 struct RejectByPath;
 
-impl ws_mio::Handler for RejectByPath {
+/// The handler of a connection [`RejectByPath`] would accept (it never does).
+struct Unused;
+
+impl ws_mio::Handler for Unused {}
+
+impl ws_mio::Factory for RejectByPath {
+    type Handler = Unused;
+
     fn on_request(
         &self,
         request: &ws_mio::ws_proto::handshake::UpgradeRequest,
         _peer: std::net::SocketAddr,
-    ) -> ws_mio::Decision {
-        ws_mio::Decision::Reject {
-            status: request.path[1..].parse().unwrap(),
-            body: "refused".into(),
-        }
+    ) -> ws_mio::Decision<Unused> {
+        ws_mio::Decision::reject(request.path[1..].parse().unwrap(), "refused")
     }
 }
 

@@ -7,17 +7,18 @@ use std::time::Duration;
 
 use ws_mio::{Client, ClientConfig, Handler, Message, Server, ServerConfig, Session};
 
-#[derive(Default)]
+/// The server's handler; its clones (one per connection) share what they record.
+#[derive(Clone, Default)]
 struct ServerSide {
-    sessions: Mutex<Vec<Session>>,
-    received: Mutex<Vec<String>>,
+    sessions: Arc<Mutex<Vec<Session>>>,
+    received: Arc<Mutex<Vec<String>>>,
 }
 
 impl Handler for ServerSide {
-    fn on_open(&self, session: &Session) {
+    fn on_open(&mut self, session: &Session) {
         self.sessions.lock().unwrap().push(session.clone());
     }
-    fn on_message(&self, _session: &Session, message: Message) {
+    fn on_message(&mut self, _session: &Session, message: Message) {
         if let Message::Text(text) = message {
             self.received.lock().unwrap().push(text);
         }
@@ -25,35 +26,35 @@ impl Handler for ServerSide {
 }
 
 struct ClientSide {
-    server: Arc<ServerSide>,
-    tx: Mutex<mpsc::Sender<String>>,
+    server: ServerSide,
+    tx: mpsc::Sender<String>,
 }
 
 impl Handler for ClientSide {
-    fn on_message(&self, _session: &Session, message: Message) {
+    fn on_message(&mut self, _session: &Session, message: Message) {
         let Message::Text(text) = message else { return };
         if text == "trigger" {
             // Runs on the client's loop thread, sends through the server's session.
             let server_session = self.server.sessions.lock().unwrap()[0].clone();
             server_session.send_text("from the server loop").unwrap();
         }
-        self.tx.lock().unwrap().send(text).unwrap();
+        self.tx.send(text).unwrap();
     }
 }
 
 #[test]
 fn callback_sends_through_a_session_of_another_loop() {
-    let server_side = Arc::new(ServerSide::default());
+    let server_side = ServerSide::default();
     let config = ServerConfig {
         threads: 1,
         ..ServerConfig::default()
     };
-    let server = Server::bind("127.0.0.1:0", config, Arc::clone(&server_side)).unwrap();
+    let server = Server::bind("127.0.0.1:0", config, server_side.clone()).unwrap();
     let (tx, rx) = mpsc::channel();
     let url = format!("ws://{}/", server.local_addr());
     let handler = ClientSide {
-        server: Arc::clone(&server_side),
-        tx: Mutex::new(tx),
+        server: server_side.clone(),
+        tx,
     };
     let client = Client::connect(&url, ClientConfig::default(), handler).unwrap();
     let deadline = std::time::Instant::now() + Duration::from_secs(5);

@@ -30,12 +30,16 @@ use std::sync::{mpsc, Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use common::{
-    client_frame, ensure_open_files, eventually, Ev, Probe, RawClient, Recorder, OP_BINARY,
-    OP_CLOSE, OP_PING, OP_PONG, OP_TEXT, WAIT,
+    client_frame, ensure_open_files, eventually, Ending, Ev, Probe, RawClient, Recording,
+    OP_BINARY, OP_CLOSE, OP_PING, OP_PONG, OP_TEXT, WAIT,
 };
-use ws_mio::ws_proto::handshake::{parse_request, HandshakeError, HandshakeLimits, HeadReader};
+use ws_mio::ws_proto::handshake::{
+    parse_request, HandshakeError, HandshakeLimits, HeadReader, UpgradeRequest,
+};
 use ws_mio::ws_proto::{Config, Error, ProtocolError, TimeoutKind};
-use ws_mio::{Disconnect, DriverError, Handler, Message, Server, ServerConfig, Session};
+use ws_mio::{
+    Decision, Disconnect, DriverError, Factory, Handler, Message, Server, ServerConfig, Session,
+};
 
 // ---------------------------------------------------------------------------------------------
 // The live heap
@@ -167,27 +171,26 @@ fn read_response_head(stream: &mut TcpStream) -> String {
     String::from_utf8_lossy(&head).into_owned()
 }
 
-/// Reads until the server closes the connection: true on EOF or reset, false if it stays open
-/// for [`WAIT`] (the socket's read timeout) or sends more than `max_bytes`.
-fn closed_by_server(stream: &mut TcpStream, max_bytes: usize) -> bool {
+/// Reads until the server closes the connection and says how: [`Ending::Eof`] for a clean
+/// close (a read returned 0), not for a reset; [`Ending::StillOpen`] if it stays open for
+/// [`WAIT`] (the socket's read timeout); [`Ending::TooMuchData`] past `max_bytes`.
+fn closed_by_server(stream: &mut TcpStream, max_bytes: usize) -> Ending {
     let mut seen = 0;
     let mut buf = [0u8; 16 << 10];
     loop {
         match stream.read(&mut buf) {
-            Ok(0) => return true,
+            Ok(0) => return Ending::Eof,
             Ok(n) => {
                 seen += n;
                 if seen > max_bytes {
-                    return false;
+                    return Ending::TooMuchData(seen);
                 }
             }
             Err(e) if e.kind() == ErrorKind::Interrupted => {}
-            Err(e) => {
-                return matches!(
-                    e.kind(),
-                    ErrorKind::ConnectionReset | ErrorKind::ConnectionAborted
-                )
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                return Ending::StillOpen
             }
+            Err(e) => return Ending::Failed(e.kind()),
         }
     }
 }
@@ -220,8 +223,8 @@ const REQUEST_START: &str = "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: webso
 /// Sends only the header of a binary frame declaring `declared` payload bytes, and checks that
 /// the server answers with a 1009 close and closes TCP, without a heap jump.
 fn oversized_frame_is_refused_before_its_payload(config: ServerConfig, declared: u64) {
-    let (handler, probe) = Recorder::new(false);
-    let server = Server::bind("127.0.0.1:0", config, handler).unwrap();
+    let (factory, probe) = Recording::new(false);
+    let server = Server::bind("127.0.0.1:0", config, factory).unwrap();
     let mut client = RawClient::connect(server.local_addr(), "/").unwrap();
     let session = probe.opened();
 
@@ -236,9 +239,10 @@ fn oversized_frame_is_refused_before_its_payload(config: ServerConfig, declared:
         .unwrap_or_else(|e| panic!("no close frame for a {declared}-byte frame header: {e}"));
     assert_eq!(close.opcode, OP_CLOSE, "{close:?}");
     assert_eq!(close.payload[..2], 1009u16.to_be_bytes(), "{close:?}");
-    assert!(
-        client.reaches_eof(0),
-        "the server must close TCP after 1009"
+    assert_eq!(
+        client.read_to_end(0),
+        Ending::Eof,
+        "the server must close TCP (cleanly) after 1009"
     );
     drop(client);
     let disconnect = probe.closed(session.id());
@@ -296,8 +300,8 @@ fn refused_as_soon_as_the_limit_is_crossed(
     let mut config = small_config();
     // Far beyond the waits below: the answer cannot come from the handshake timer.
     config.protocol.handshake_timeout = Some(Duration::from_secs(60));
-    let (handler, probe) = Recorder::new(false);
-    let server = Server::bind("127.0.0.1:0", config, handler).unwrap();
+    let (factory, probe) = Recording::new(false);
+    let server = Server::bind("127.0.0.1:0", config, factory).unwrap();
 
     let head = request[..crossing].to_vec();
     let rest = request[crossing..].to_vec();
@@ -321,8 +325,9 @@ fn refused_as_soon_as_the_limit_is_crossed(
         sender.join().unwrap(),
         "the response came only after the whole request was sent"
     );
-    assert!(
+    assert_eq!(
         closed_by_server(&mut stream, 4 << 10),
+        Ending::Eof,
         "the server must close after refusing the handshake"
     );
     let error = handshake_error(&probe);
@@ -407,8 +412,8 @@ fn a_1_mib_request_line_gets_414_as_soon_as_it_is_too_long() {
 fn handshake_timeout_server(timeout: Duration) -> (Server, Probe) {
     let mut config = small_config();
     config.protocol.handshake_timeout = Some(timeout);
-    let (handler, probe) = Recorder::new(false);
-    (Server::bind("127.0.0.1:0", config, handler).unwrap(), probe)
+    let (factory, probe) = Recording::new(false);
+    (Server::bind("127.0.0.1:0", config, factory).unwrap(), probe)
 }
 
 /// Checks that the server closed `stream` at the handshake timeout: not before, and not
@@ -418,9 +423,10 @@ fn cut_at_the_handshake_timeout(
     started: Instant,
     timeout: Duration,
 ) -> Duration {
-    assert!(
+    assert_eq!(
         closed_by_server(stream, 0),
-        "the connection was still open {WAIT:?} later (handshake timeout {timeout:?})"
+        Ending::Eof,
+        "the connection must be closed, cleanly, at the handshake timeout {timeout:?}"
     );
     let elapsed = started.elapsed();
     assert!(elapsed >= timeout, "closed before the timeout: {elapsed:?}");
@@ -622,10 +628,15 @@ static MESSAGES: AtomicUsize = AtomicUsize::new(0);
 static ERRORS: AtomicUsize = AtomicUsize::new(0);
 static CLASHES: AtomicUsize = AtomicUsize::new(0);
 
-/// An echo handler that records opens, closes and messages per session without allocating
-/// (the Recorder's maps would grow with the 10 000 sessions and blur the heap measurement).
-/// Clients send `client <index>`, which files the session under its client index.
+/// The factory of an echo server that records opens, closes and messages per session without
+/// allocating (the Recorder's maps would grow with the 10 000 sessions and blur the heap
+/// measurement): it accepts with a [`Counted`] handler (zero-sized) and counts its own
+/// failures (before a connection has a handler) as errors. Clients send `client <index>`,
+/// which files the session under its client index.
 struct Census;
+
+/// The handler of each connection of a [`Census`] server.
+struct Counted;
 
 impl Census {
     fn reset() {
@@ -640,8 +651,20 @@ impl Census {
     }
 }
 
-impl Handler for Census {
-    fn on_open(&self, session: &Session) {
+impl Factory for Census {
+    type Handler = Counted;
+
+    fn on_request(&self, _request: &UpgradeRequest, _peer: SocketAddr) -> Decision<Counted> {
+        Decision::accept(Counted)
+    }
+
+    fn on_error(&self, _peer: Option<SocketAddr>, _error: &DriverError) {
+        ERRORS.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+impl Handler for Counted {
+    fn on_open(&mut self, session: &Session) {
         let slot = Census::slot(session);
         if slot.id.swap(session.id(), Ordering::Relaxed) != 0 {
             CLASHES.fetch_add(1, Ordering::Relaxed);
@@ -650,7 +673,7 @@ impl Handler for Census {
         OPENS.fetch_add(1, Ordering::Relaxed);
     }
 
-    fn on_message(&self, session: &Session, message: Message) {
+    fn on_message(&mut self, session: &Session, message: Message) {
         MESSAGES.fetch_add(1, Ordering::Relaxed);
         if let Message::Text(text) = &message {
             if let Some(index) = text
@@ -662,25 +685,21 @@ impl Handler for Census {
                     .store(index + 1, Ordering::Relaxed);
             }
         }
-        let result = match message {
-            Message::Text(text) => session.send_text(text),
-            Message::Binary(data) => session.send_binary(data),
-        };
-        if result.is_err() {
+        if session.send(message).is_err() {
             ERRORS.fetch_add(1, Ordering::Relaxed);
         }
     }
 
-    fn on_close(&self, session: &Session, disconnect: &Disconnect) {
+    fn on_close(&mut self, session: &Session, disconnect: &Disconnect) {
         let slot = Census::slot(session);
-        slot.code.store(disconnect.code, Ordering::Relaxed);
+        slot.code.store(disconnect.code.as_u16(), Ordering::Relaxed);
         slot.error
             .store(disconnect.error.is_some(), Ordering::Relaxed);
         slot.closes.fetch_add(1, Ordering::Relaxed);
         CLOSES.fetch_add(1, Ordering::Relaxed);
     }
 
-    fn on_error(&self, _session: Option<&Session>, _error: &DriverError) {
+    fn on_error(&mut self, _session: &Session, _error: &DriverError) {
         ERRORS.fetch_add(1, Ordering::Relaxed);
     }
 }
@@ -791,7 +810,7 @@ fn echo_and_close_one(mut client: RawClient, index: u32) {
         (opcode, &payload[..2]),
         (OP_CLOSE, &1000u16.to_be_bytes()[..])
     );
-    assert!(client.reaches_eof(0));
+    assert_eq!(client.read_to_end(0), Ending::Eof);
 }
 
 #[test]
@@ -974,7 +993,7 @@ fn many_connections_child() {
             .unwrap_or_else(|e| panic!("client {index}: {e}"));
         assert_eq!(opcode, OP_CLOSE, "client {index}");
         assert_eq!(payload[..2], 1000u16.to_be_bytes(), "client {index}");
-        assert!(client.reaches_eof(0), "client {index}: no EOF");
+        assert_eq!(client.read_to_end(0), Ending::Eof, "client {index}");
     }
     say("closed");
 }
@@ -1000,8 +1019,8 @@ fn pings_are_answered_up_to_max_pings_per_second_and_one_more_closes_with_1008()
     let _serial = serial();
     let mut config = small_config();
     config.protocol.max_pings_per_second = 50;
-    let (handler, probe) = Recorder::new(true);
-    let server = Server::bind("127.0.0.1:0", config, handler).unwrap();
+    let (factory, probe) = Recording::new(true);
+    let server = Server::bind("127.0.0.1:0", config, factory).unwrap();
     let mut client = RawClient::connect(server.local_addr(), "/").unwrap();
     let session = probe.opened();
 
@@ -1033,7 +1052,7 @@ fn pings_are_answered_up_to_max_pings_per_second_and_one_more_closes_with_1008()
     let close = client.read_frame().unwrap();
     assert_eq!(close.opcode, OP_CLOSE, "{close:?}");
     assert_eq!(close.payload[..2], 1008u16.to_be_bytes());
-    assert!(client.reaches_eof(0));
+    assert_eq!(client.read_to_end(0), Ending::Eof);
     drop(client);
     let disconnect = probe.closed(session.id());
     assert_eq!(disconnect.code, 1008);
@@ -1049,26 +1068,24 @@ fn pings_are_answered_up_to_max_pings_per_second_and_one_more_closes_with_1008()
     assert!(eventually(WAIT, || server.connection_count() == 0));
 }
 
-/// Echoes messages, counts pings, and keeps the last session opened.
-#[derive(Default)]
+/// Echoes messages, counts pings, and keeps the last session opened; its clones (one per
+/// connection) share both.
+#[derive(Clone, Default)]
 struct PingCounter {
-    session: Mutex<Option<Session>>,
-    pings: AtomicUsize,
+    session: Arc<Mutex<Option<Session>>>,
+    pings: Arc<AtomicUsize>,
 }
 
 impl Handler for PingCounter {
-    fn on_open(&self, session: &Session) {
+    fn on_open(&mut self, session: &Session) {
         *self.session.lock().unwrap() = Some(session.clone());
     }
 
-    fn on_message(&self, session: &Session, message: Message) {
-        let _ = match message {
-            Message::Text(text) => session.send_text(text),
-            Message::Binary(data) => session.send_binary(data),
-        };
+    fn on_message(&mut self, session: &Session, message: Message) {
+        let _ = session.send(message);
     }
 
-    fn on_ping(&self, _session: &Session, _payload: &[u8]) {
+    fn on_ping(&mut self, _session: &Session, _payload: &[u8]) {
         self.pings.fetch_add(1, Ordering::Relaxed);
     }
 }
@@ -1083,8 +1100,8 @@ fn a_peer_flooding_pings_without_reading_the_pongs_cannot_grow_the_server_heap()
     let mut config = small_config();
     config.protocol.max_pings_per_second = u32::MAX;
     config.protocol.max_buffered_output = LIMIT;
-    let handler = Arc::new(PingCounter::default());
-    let server = Server::bind("127.0.0.1:0", config, Arc::clone(&handler)).unwrap();
+    let handler = PingCounter::default();
+    let server = Server::bind("127.0.0.1:0", config, handler.clone()).unwrap();
     let mut client = RawClient::connect(server.local_addr(), "/").unwrap();
     assert!(eventually(WAIT, || handler
         .session

@@ -12,7 +12,7 @@ use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
 use std::process::Command;
 
-use common::{Ev, Recorder, WAIT};
+use common::{Ev, Recording, WAIT};
 use ws_mio::{DriverError, Server, ServerConfig};
 
 fn open_descriptors() -> u64 {
@@ -21,12 +21,12 @@ fn open_descriptors() -> u64 {
 
 #[test]
 fn accepting_resumes_after_file_descriptors_run_out() {
-    let (handler, probe) = Recorder::new(true);
+    let (factory, probe) = Recording::new(true);
     let config = ServerConfig {
         threads: 1,
         ..ServerConfig::default()
     };
-    let server = Server::bind("127.0.0.1:0", config, handler).unwrap();
+    let server = Server::bind("127.0.0.1:0", config, factory).unwrap();
     let addr = server.local_addr();
 
     // Lower the soft limit to a little above what is open, then take every descriptor left.

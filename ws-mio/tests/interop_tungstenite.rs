@@ -7,12 +7,17 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use common::{eventually, pattern, text_pattern, Ev, Probe, Recorder, WAIT};
+use common::{eventually, pattern, text_pattern, Ev, Probe, Recorder, Recording, WAIT};
 use tungstenite::protocol::frame::coding::{CloseCode, Data, OpCode};
 use tungstenite::protocol::frame::{CloseFrame, Frame};
 use tungstenite::protocol::WebSocketConfig;
 use tungstenite::{Message as TMessage, WebSocket};
 use ws_mio::{Client, ClientConfig, Message, Server, ServerConfig};
+
+/// An application close code (4000–4999).
+fn app_code(code: u16) -> ws_mio::CloseCode {
+    ws_mio::CloseCode::new(code).expect("a valid close code")
+}
 
 /// 0, the 7-bit/16-bit/64-bit length boundaries, and 16 MiB.
 const SIZES: &[usize] = &[0, 1, 125, 126, 65535, 65536, 16 << 20];
@@ -33,13 +38,13 @@ fn protocol_config() -> ws_mio::ws_proto::Config {
 }
 
 fn echo_server() -> (Server, Probe) {
-    let (handler, probe) = Recorder::new(true);
+    let (factory, probe) = Recording::new(true);
     let config = ServerConfig {
         protocol: protocol_config(),
         threads: 2,
         ..ServerConfig::default()
     };
-    let server = Server::bind("127.0.0.1:0", config, handler).expect("bind");
+    let server = Server::bind("127.0.0.1:0", config, factory).expect("bind");
     (server, probe)
 }
 
@@ -173,6 +178,7 @@ fn server_echoes_every_size_to_a_tungstenite_client() {
         let sent = match &message {
             Message::Text(t) => TMessage::text(t.clone()),
             Message::Binary(b) => TMessage::binary(b.clone()),
+            other => panic!("no such sample: {other:?}"),
         };
         ws.send(sent).unwrap();
         let received = probe.message(session.id());
@@ -286,7 +292,10 @@ fn server_close_codes_with_tungstenite() {
     }
     read_to_end(ws);
     let disconnect = probe.closed(session.id());
-    assert_eq!((disconnect.code, disconnect.reason.as_str()), (4000, "bye"));
+    assert_eq!(
+        (disconnect.code.as_u16(), disconnect.reason.as_str()),
+        (4000, "bye")
+    );
     assert!(disconnect.error.is_none(), "{:?}", disconnect.error);
     assert!(!session.is_open());
     assert!(session.send_text("late").is_err());
@@ -294,7 +303,7 @@ fn server_close_codes_with_tungstenite() {
     // Our side closes with 4001 "x": tungstenite receives exactly that.
     let mut ws = tungstenite_client(server.local_addr());
     let session = probe.opened();
-    session.close(4001, "x").unwrap();
+    session.close(app_code(4001), "x").unwrap();
     match next_data(&mut ws) {
         TMessage::Close(Some(frame)) => {
             assert_eq!((u16::from(frame.code), frame.reason.as_str()), (4001, "x"))
@@ -323,10 +332,7 @@ fn client_exchanges_every_size_with_a_tungstenite_server() {
     let (client, probe) = our_client(addr);
     let id = client.session().id();
     for message in sample_messages() {
-        match &message {
-            Message::Text(t) => client.session().send_text(t.clone()).unwrap(),
-            Message::Binary(b) => client.session().send_binary(b.clone()).unwrap(),
-        }
+        client.session().send(message.clone()).unwrap();
         let echoed = probe.message(id);
         assert!(
             echoed == message,
@@ -443,7 +449,10 @@ fn client_receives_the_servers_close_code() {
     let (client, probe) = our_client(addr);
     let id = client.session().id();
     let disconnect = probe.closed(id);
-    assert_eq!((disconnect.code, disconnect.reason.as_str()), (4000, "bye"));
+    assert_eq!(
+        (disconnect.code.as_u16(), disconnect.reason.as_str()),
+        (4000, "bye")
+    );
     assert!(disconnect.error.is_none(), "{:?}", disconnect.error);
     assert_eq!(server.join().expect("server thread"), Some(4000));
     assert!(eventually(WAIT, || client.is_finished()));
@@ -454,7 +463,7 @@ fn client_close_code_reaches_tungstenite() {
     let (addr, server) = tungstenite_server(tungstenite_echo);
     let (client, probe) = our_client(addr);
     let id = client.session().id();
-    client.session().close(4001, "x").unwrap();
+    client.session().close(app_code(4001), "x").unwrap();
     let close = server
         .join()
         .expect("server thread")

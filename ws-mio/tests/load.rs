@@ -12,7 +12,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use common::{
-    ensure_open_files, eventually, RawClient, Recorder, OP_BINARY, OP_CLOSE, OP_TEXT, WAIT,
+    ensure_open_files, eventually, Ending, RawClient, Recording, OP_BINARY, OP_CLOSE, OP_TEXT, WAIT,
 };
 use ws_mio::{Server, ServerConfig};
 
@@ -27,12 +27,12 @@ fn check_open_files_limit() {
 }
 
 fn server() -> (Server, std::sync::Arc<std::sync::Mutex<common::Tally>>) {
-    let (handler, tally) = Recorder::counting(true);
+    let (factory, tally) = Recording::counting(true);
     let config = ServerConfig {
         threads: 2,
         ..ServerConfig::default()
     };
-    (Server::bind("127.0.0.1:0", config, handler).unwrap(), tally)
+    (Server::bind("127.0.0.1:0", config, factory).unwrap(), tally)
 }
 
 /// One round trip of a text and a binary message, checked byte for byte.
@@ -155,8 +155,13 @@ fn close_cleanly(index: usize, client: &mut RawClient) -> Result<SocketAddr, Str
             ))
         }
     }
-    if !client.reaches_eof(0) {
-        return Err(format!("client {index}: no EOF after the close"));
+    match client.read_to_end(0) {
+        Ending::Eof => {}
+        other => {
+            return Err(format!(
+                "client {index}: no clean EOF after the close: {other:?}"
+            ))
+        }
     }
     Ok(addr)
 }

@@ -3,40 +3,42 @@
 
 mod common;
 
-use common::{client_frame, RawClient, OP_CLOSE, OP_TEXT, WAIT};
+use common::{client_frame, RawClient, Recording, OP_CLOSE, OP_TEXT, WAIT};
 use std::io::Write;
-use std::sync::{mpsc, Mutex};
-use ws_mio::{Disconnect, DriverError, Handler, Message, Server, ServerConfig, Session};
+use std::sync::mpsc;
+use ws_mio::{Disconnect, DriverError, Factory, Handler, Message, Server, ServerConfig, Session};
 
-/// Echoes, except that it panics on "boom"; reports every `on_close`.
-struct Fragile(Mutex<mpsc::Sender<Disconnect>>);
+/// Echoes, except that it panics on "boom"; reports every `on_close` (its clones, one per
+/// connection, report to the same channel).
+#[derive(Clone)]
+struct Fragile(mpsc::Sender<Disconnect>);
 
 impl Handler for Fragile {
-    fn on_message(&self, session: &Session, message: Message) {
+    fn on_message(&mut self, session: &Session, message: Message) {
         if message.as_bytes() == b"boom" {
             panic!("a bug in the application's callback");
         }
         session.send_binary(message.as_bytes().to_vec()).unwrap();
     }
 
-    fn on_close(&self, _session: &Session, disconnect: &Disconnect) {
-        self.0.lock().unwrap().send(disconnect.clone()).unwrap();
+    fn on_close(&mut self, _session: &Session, disconnect: &Disconnect) {
+        self.0.send(disconnect.clone()).unwrap();
     }
 }
 
 /// A server with one event loop (so that a panic there would take everyone down with it).
-fn one_loop_server(handler: impl Handler) -> Server {
+fn one_loop_server(factory: impl Factory) -> Server {
     let config = ServerConfig {
         threads: 1,
         ..ServerConfig::default()
     };
-    Server::bind("127.0.0.1:0", config, handler).unwrap()
+    Server::bind("127.0.0.1:0", config, factory).unwrap()
 }
 
 #[test]
 fn a_panicking_callback_fails_only_its_connection() {
     let (tx, closed) = mpsc::channel();
-    let server = one_loop_server(Fragile(Mutex::new(tx)));
+    let server = one_loop_server(Fragile(tx));
     let mut bystander = RawClient::connect(server.local_addr(), "/").unwrap();
     let mut victim = RawClient::connect(server.local_addr(), "/").unwrap();
 
@@ -63,34 +65,38 @@ fn a_panicking_callback_fails_only_its_connection() {
         "exactly one disconnection so far"
     );
     drop((bystander, newcomer));
+    // Once stop returns no callback runs any more: the bystander's and the newcomer's ends
+    // are all that came after the victim's, and neither is a panic's.
     server.stop();
+    let rest: Vec<Disconnect> = closed.try_iter().collect();
+    assert_eq!(rest.len(), 2, "{rest:?}");
+    for disconnect in rest {
+        assert_ne!(disconnect.code, 1011, "{disconnect:?}");
+        assert!(
+            !matches!(disconnect.error, Some(DriverError::HandlerPanicked)),
+            "{disconnect:?}"
+        );
+    }
 }
 
 /// Logs every callback of interest as a line; panics on the message "boom".
-struct Logging(Mutex<mpsc::Sender<String>>);
+#[derive(Clone)]
+struct Logging(mpsc::Sender<String>);
 
 impl Handler for Logging {
-    fn on_message(&self, _session: &Session, message: Message) {
+    fn on_message(&mut self, _session: &Session, message: Message) {
         let text = String::from_utf8_lossy(message.as_bytes()).into_owned();
-        self.0
-            .lock()
-            .unwrap()
-            .send(format!("message {text}"))
-            .unwrap();
+        self.0.send(format!("message {text}")).unwrap();
         if text == "boom" {
             panic!("a bug in the application's callback");
         }
     }
-    fn on_error(&self, _session: Option<&Session>, error: &DriverError) {
-        self.0
-            .lock()
-            .unwrap()
-            .send(format!("error {error}"))
-            .unwrap();
+    fn on_error(&mut self, _session: &Session, error: &DriverError) {
+        self.0.send(format!("error {error}")).unwrap();
     }
-    fn on_close(&self, _session: &Session, disconnect: &Disconnect) {
+    fn on_close(&mut self, _session: &Session, disconnect: &Disconnect) {
         let line = format!("close {} {:?}", disconnect.code, disconnect.error);
-        self.0.lock().unwrap().send(line).unwrap();
+        self.0.send(line).unwrap();
     }
 }
 
@@ -98,7 +104,7 @@ impl Handler for Logging {
 /// returns the close code on the wire and the callbacks seen.
 fn panic_with_next_in_the_same_read(next: &[u8]) -> (u16, Vec<String>) {
     let (tx, rx) = mpsc::channel();
-    let server = one_loop_server(Logging(Mutex::new(tx)));
+    let server = one_loop_server(Logging(tx));
     let mut victim = RawClient::connect(server.local_addr(), "/").unwrap();
     let mut bytes = client_frame(true, OP_TEXT, b"boom", [1, 2, 3, 4]);
     bytes.extend_from_slice(next);
@@ -146,7 +152,7 @@ fn a_panic_supersedes_what_was_queued_behind_its_message() {
 struct PanicsOnOpen;
 
 impl Handler for PanicsOnOpen {
-    fn on_open(&self, _session: &Session) {
+    fn on_open(&mut self, _session: &Session) {
         panic!("a bug in the application's on_open");
     }
 }
@@ -154,8 +160,8 @@ impl Handler for PanicsOnOpen {
 /// `Client::connect` does not report success for a connection its `on_open` just failed.
 #[test]
 fn a_client_whose_on_open_panics_fails_to_connect() {
-    let (recorder, probe) = common::Recorder::new(false);
-    let server = one_loop_server(recorder);
+    let (factory, probe) = Recording::new(false);
+    let server = one_loop_server(factory);
     let url = format!("ws://{}/", server.local_addr());
     let result = ws_mio::Client::connect(&url, ws_mio::ClientConfig::default(), PanicsOnOpen);
     assert!(

@@ -108,14 +108,13 @@ impl Drop for RunningServer {
     }
 }
 
+/// One per connection (a cloneable handler is its own factory).
+#[derive(Clone)]
 struct Echo;
 
 impl Handler for Echo {
-    fn on_message(&self, session: &Session, message: Message) {
-        let _ = match message {
-            Message::Text(text) => session.send_text(text),
-            Message::Binary(data) => session.send_binary(data),
-        };
+    fn on_message(&mut self, session: &Session, message: Message) {
+        let _ = session.send(message);
     }
 }
 

@@ -1,6 +1,6 @@
-//! Shared helpers of the ws-mio integration tests: a handler that records every callback, a
-//! minimal raw WebSocket client over a blocking `std::net::TcpStream` (for peers that misbehave
-//! on purpose), and bounded waiting.
+//! Shared helpers of the ws-mio integration tests: a factory and handlers that record every
+//! callback, a minimal raw WebSocket client over a blocking `std::net::TcpStream` (for peers
+//! that misbehave on purpose), and bounded waiting.
 #![allow(dead_code)]
 
 use std::collections::HashMap;
@@ -10,23 +10,28 @@ use std::process::Command;
 use std::sync::{mpsc, Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use ws_mio::{Disconnect, DriverError, Handler, Message, Session};
+use ws_mio::ws_proto::handshake::UpgradeRequest;
+use ws_mio::{Decision, Disconnect, DriverError, Factory, Handler, Message, Session};
 
 /// The longest any single wait in these tests may take before it counts as a failure.
 pub const WAIT: Duration = Duration::from_secs(10);
 
-/// One handler callback, as seen by a test.
+/// One callback, as seen by a test.
 #[derive(Debug)]
 pub enum Ev {
     Open(Session),
     Message(u64, Message),
     Ping(u64, Vec<u8>),
     Pong(u64, Vec<u8>),
+    Drain(u64),
     Close(u64, Disconnect),
+    /// `Some(session id)`: the connection's `Handler::on_error`; `None`: the factory's
+    /// `on_error`, for a failure before the connection had a handler (a refused handshake, a
+    /// failed `accept`).
     Error(Option<u64>, DriverError),
 }
 
-/// Per-session bookkeeping kept by [`Recorder`].
+/// Per-session bookkeeping kept by [`Recording`] and its [`Recorder`]s.
 #[derive(Debug, Default)]
 pub struct Tally {
     pub opens: HashMap<u64, usize>,
@@ -37,44 +42,15 @@ pub struct Tally {
     pub errors: Vec<(Option<u64>, String)>,
 }
 
-/// A handler that counts every callback, optionally echoes messages, and optionally forwards
-/// every callback to the test through a channel.
-pub struct Recorder {
+/// What a recording server and all its connections' recorders share.
+#[derive(Debug)]
+struct Shared {
     echo: bool,
     events: Option<mpsc::Sender<Ev>>,
     tally: Arc<Mutex<Tally>>,
 }
 
-/// The test's side of a [`Recorder`].
-pub struct Probe {
-    pub events: mpsc::Receiver<Ev>,
-    pub tally: Arc<Mutex<Tally>>,
-}
-
-impl Recorder {
-    /// A recorder forwarding events to the returned probe.
-    pub fn new(echo: bool) -> (Recorder, Probe) {
-        let (tx, rx) = mpsc::channel();
-        let tally = Arc::new(Mutex::new(Tally::default()));
-        let recorder = Recorder {
-            echo,
-            events: Some(tx),
-            tally: Arc::clone(&tally),
-        };
-        (recorder, Probe { events: rx, tally })
-    }
-
-    /// A recorder that only counts (for load tests: no per-message channel traffic).
-    pub fn counting(echo: bool) -> (Recorder, Arc<Mutex<Tally>>) {
-        let tally = Arc::new(Mutex::new(Tally::default()));
-        let recorder = Recorder {
-            echo,
-            events: None,
-            tally: Arc::clone(&tally),
-        };
-        (recorder, tally)
-    }
-
+impl Shared {
     fn emit(&self, ev: Ev) {
         if let Some(tx) = &self.events {
             let _ = tx.send(ev);
@@ -84,57 +60,137 @@ impl Recorder {
     fn tally(&self) -> MutexGuard<'_, Tally> {
         self.tally.lock().unwrap_or_else(|e| e.into_inner())
     }
+
+    fn new(echo: bool, events: Option<mpsc::Sender<Ev>>) -> (Arc<Shared>, Arc<Mutex<Tally>>) {
+        let tally = Arc::new(Mutex::new(Tally::default()));
+        let shared = Shared {
+            echo,
+            events,
+            tally: Arc::clone(&tally),
+        };
+        (Arc::new(shared), tally)
+    }
+}
+
+/// A server's factory that accepts every request with a [`Recorder`], all of them recording
+/// into one [`Tally`] (and, optionally, one event channel), and that records the failures
+/// before a connection has a handler too (as `Ev::Error(None, _)`).
+///
+/// A `Recorder` is deliberately not `Clone`, hence not a factory by itself: a server given one
+/// directly would silently lose those failures.
+#[derive(Debug)]
+pub struct Recording {
+    shared: Arc<Shared>,
+}
+
+/// One connection's handler: counts every callback, optionally echoes messages, and
+/// optionally forwards every callback to the test through a channel.
+#[derive(Debug)]
+pub struct Recorder {
+    shared: Arc<Shared>,
+}
+
+/// The test's side of a [`Recording`] or [`Recorder`].
+pub struct Probe {
+    pub events: mpsc::Receiver<Ev>,
+    pub tally: Arc<Mutex<Tally>>,
+}
+
+impl Recording {
+    /// A server factory whose connections forward their events to the returned probe.
+    pub fn new(echo: bool) -> (Recording, Probe) {
+        let (tx, rx) = mpsc::channel();
+        let (shared, tally) = Shared::new(echo, Some(tx));
+        (Recording { shared }, Probe { events: rx, tally })
+    }
+
+    /// A server factory whose connections only count (for load tests: no per-message channel
+    /// traffic).
+    pub fn counting(echo: bool) -> (Recording, Arc<Mutex<Tally>>) {
+        let (shared, tally) = Shared::new(echo, None);
+        (Recording { shared }, tally)
+    }
+
+    /// A handler recording into this factory's tally and channel.
+    pub fn recorder(&self) -> Recorder {
+        Recorder {
+            shared: Arc::clone(&self.shared),
+        }
+    }
+}
+
+impl Factory for Recording {
+    type Handler = Recorder;
+
+    fn on_request(&self, _request: &UpgradeRequest, _peer: SocketAddr) -> Decision<Recorder> {
+        Decision::accept(self.recorder())
+    }
+
+    fn on_error(&self, _peer: Option<SocketAddr>, error: &DriverError) {
+        self.shared.tally().errors.push((None, error.to_string()));
+        self.shared.emit(Ev::Error(None, error.clone()));
+    }
+}
+
+impl Recorder {
+    /// A handler (a client's) forwarding its events to the returned probe.
+    pub fn new(echo: bool) -> (Recorder, Probe) {
+        let (recording, probe) = Recording::new(echo);
+        (recording.recorder(), probe)
+    }
 }
 
 impl Handler for Recorder {
-    fn on_open(&self, session: &Session) {
+    fn on_open(&mut self, session: &Session) {
         {
-            let mut tally = self.tally();
+            let mut tally = self.shared.tally();
             *tally.opens.entry(session.id()).or_default() += 1;
             tally.peers.insert(session.id(), session.peer_addr());
         }
-        self.emit(Ev::Open(session.clone()));
+        self.shared.emit(Ev::Open(session.clone()));
     }
 
-    fn on_message(&self, session: &Session, message: Message) {
-        self.tally().messages += 1;
-        if self.echo {
-            let result = match &message {
-                Message::Text(text) => session.send_text(text.clone()),
-                Message::Binary(data) => session.send_binary(data.clone()),
-            };
-            if let Err(e) = result {
-                self.tally()
+    fn on_message(&mut self, session: &Session, message: Message) {
+        self.shared.tally().messages += 1;
+        if self.shared.echo {
+            if let Err(e) = session.send(message.clone()) {
+                self.shared
+                    .tally()
                     .errors
                     .push((Some(session.id()), format!("echo failed: {e}")));
             }
         }
-        if self.events.is_some() {
-            self.emit(Ev::Message(session.id(), message));
+        if self.shared.events.is_some() {
+            self.shared.emit(Ev::Message(session.id(), message));
         }
     }
 
-    fn on_ping(&self, session: &Session, payload: &[u8]) {
-        self.emit(Ev::Ping(session.id(), payload.to_vec()));
+    fn on_ping(&mut self, session: &Session, payload: &[u8]) {
+        self.shared.emit(Ev::Ping(session.id(), payload.to_vec()));
     }
 
-    fn on_pong(&self, session: &Session, payload: &[u8]) {
-        self.emit(Ev::Pong(session.id(), payload.to_vec()));
+    fn on_pong(&mut self, session: &Session, payload: &[u8]) {
+        self.shared.emit(Ev::Pong(session.id(), payload.to_vec()));
     }
 
-    fn on_close(&self, session: &Session, disconnect: &Disconnect) {
+    fn on_drain(&mut self, session: &Session) {
+        self.shared.emit(Ev::Drain(session.id()));
+    }
+
+    fn on_close(&mut self, session: &Session, disconnect: &Disconnect) {
         {
-            let mut tally = self.tally();
+            let mut tally = self.shared.tally();
             *tally.closes.entry(session.id()).or_default() += 1;
             tally.disconnects.insert(session.id(), disconnect.clone());
         }
-        self.emit(Ev::Close(session.id(), disconnect.clone()));
+        self.shared
+            .emit(Ev::Close(session.id(), disconnect.clone()));
     }
 
-    fn on_error(&self, session: Option<&Session>, error: &DriverError) {
-        let id = session.map(Session::id);
-        self.tally().errors.push((id, error.to_string()));
-        self.emit(Ev::Error(id, error.clone()));
+    fn on_error(&mut self, session: &Session, error: &DriverError) {
+        let id = Some(session.id());
+        self.shared.tally().errors.push((id, error.to_string()));
+        self.shared.emit(Ev::Error(id, error.clone()));
     }
 }
 
@@ -377,27 +433,50 @@ impl RawClient {
         }
     }
 
-    /// Reads until the peer closes TCP: true for a clean EOF or a reset, after skipping at
-    /// most `max_bytes` of remaining data.
-    pub fn reaches_eof(&mut self, max_bytes: usize) -> bool {
+    /// Reads until the peer closes TCP, skipping at most `max_bytes` of remaining data, and
+    /// says how the stream ended: only [`Ending::Eof`] is a clean close (RFC 6455 §7.1.1: the
+    /// server closes TCP first, and a read then returns 0); a reset is an abort.
+    pub fn read_to_end(&mut self, max_bytes: usize) -> Ending {
         let mut skipped = self.buf.len();
         self.buf.clear();
         let mut chunk = [0u8; 64 << 10];
         while skipped <= max_bytes {
             match self.stream.read(&mut chunk) {
-                Ok(0) => return true,
+                Ok(0) => return Ending::Eof,
                 Ok(n) => skipped += n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => {
-                    return matches!(
+                Err(e)
+                    if matches!(
                         e.kind(),
-                        io::ErrorKind::ConnectionReset | io::ErrorKind::ConnectionAborted
-                    )
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    return Ending::StillOpen
                 }
+                Err(e) => return Ending::Failed(e.kind()),
             }
         }
-        false
+        Ending::TooMuchData(skipped)
     }
+
+    /// Whether the peer closes TCP cleanly ([`Ending::Eof`]: not a reset) after at most
+    /// `max_bytes` of remaining data.
+    pub fn reaches_eof(&mut self, max_bytes: usize) -> bool {
+        self.read_to_end(max_bytes) == Ending::Eof
+    }
+}
+
+/// How [`RawClient::read_to_end`] found the stream ending.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ending {
+    /// A read returned 0: the peer closed its side cleanly (FIN).
+    Eof,
+    /// A read failed: `ConnectionReset` (RST) is an abort, not a close.
+    Failed(io::ErrorKind),
+    /// Nothing more arrived within the read timeout ([`WAIT`]).
+    StillOpen,
+    /// More data than allowed arrived before the end (bytes seen so far).
+    TooMuchData(usize),
 }
 
 /// The soft `RLIMIT_NOFILE` of this process, from `/proc/self/limits` (None elsewhere).

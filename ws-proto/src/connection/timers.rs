@@ -120,6 +120,9 @@ impl Connection {
             return self.terminate();
         }
         if self.timers.expire(Timer::Pong, now) {
+            // Keepalive is over: the failure may wait behind queued events, and no ping may go
+            // out meanwhile.
+            self.timers.stop(Timer::Ping);
             return self.fail_with(Error::Timeout(TimeoutKind::Pong));
         }
         if self.timers.expire(Timer::Ping, now) {

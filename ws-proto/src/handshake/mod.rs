@@ -59,7 +59,8 @@ pub use error::{HandshakeError, MalformedReason};
 pub use headers::{has_token, parse_extensions, parse_token_list, ExtensionOffer, GetAll, Headers};
 pub use reader::{parse_request, parse_response, HeadReader, Method, Request, Response};
 pub use server::{
-    error_response, http_response, reason_phrase, response_101, validate_request, UpgradeRequest,
+    error_response, http_response, reason_phrase, resource_path, resource_query, response_101,
+    validate_request, UpgradeRequest,
 };
 
 /// The GUID that RFC 6455 §1.3 appends to the key before hashing.

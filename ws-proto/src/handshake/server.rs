@@ -95,7 +95,15 @@ pub(crate) fn require_upgrade_tokens(headers: &Headers) -> Result<(), HandshakeE
 
 /// The path of a request target without its query: `/chat?x=1` → `/chat`. An absolute URI
 /// (`http://host/chat`, allowed by §4.2.1 item 1) gives the path after its authority.
-fn resource_path(target: &str) -> &str {
+///
+/// ```
+/// use ws_proto::handshake::{resource_path, resource_query};
+/// assert_eq!(resource_path("/chat?id=bob"), "/chat");
+/// assert_eq!(resource_path("http://example.com/chat"), "/chat");
+/// assert_eq!(resource_query("/chat?id=bob"), Some("id=bob"));
+/// assert_eq!(resource_query("/chat"), None);
+/// ```
+pub fn resource_path(target: &str) -> &str {
     let scheme_len = ["http://", "https://"]
         .iter()
         .find(|scheme| {
@@ -115,6 +123,11 @@ fn resource_path(target: &str) -> &str {
         }
     };
     path.split('?').next().unwrap_or("")
+}
+
+/// The query of a request target (after the first `?`), if it has one.
+pub fn resource_query(target: &str) -> Option<&str> {
+    target.split_once('?').map(|(_, query)| query)
 }
 
 /// Checks a client's opening handshake (RFC 6455 §4.2.1), in this order:

@@ -1,0 +1,605 @@
+//! One mio event loop: a slab of connections (slot = token), a waker token for commands from
+//! other threads, a timer heap feeding `Poll::poll`'s timeout, and a read buffer shared by
+//! all its connections. All protocol decisions are `ws_proto::Connection`'s; this module only
+//! moves bytes, time and callbacks.
+//!
+//! The parts: [`conn`] (a connection's socket I/O and driver state), [`dispatch`] (events to
+//! the application), [`commands`] (sends, broadcasts, shutdown) and, here, the loop itself:
+//! accepting, reading, writing, timers and removal.
+
+mod commands;
+mod conn;
+mod dispatch;
+
+use std::io;
+use std::marker::PhantomData;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc};
+use std::time::{Duration, Instant};
+
+use mio::net::{TcpListener, TcpStream};
+use mio::{Events, Interest, Poll, Token};
+use ws_proto::{ClientRequest, Connection};
+
+use crate::config::BackpressurePolicy;
+use crate::handler::{Decision, Disconnect, DriverError, Factory, Handler};
+use crate::session::{Command, LoopHandle, Session};
+use crate::slab::{Key, Slab};
+use crate::timer::TimerHeap;
+use commands::{hand_over, sync_pending};
+use conn::{Conn, Socket, Written};
+use dispatch::with_handler;
+
+pub(crate) const WAKER: Token = Token(usize::MAX);
+const LISTENER: Token = Token(usize::MAX - 1);
+/// Reads per connection per wake-up before the loop serves the others (fairness).
+const MAX_READS_PER_TURN: usize = 16;
+/// How long to wait before accepting again after `accept` failed for want of resources.
+const ACCEPT_RETRY: Duration = Duration::from_millis(100);
+/// The longest a connection refused for capacity (503) waits for the peer's EOF.
+const REFUSED_LINGER: Duration = Duration::from_secs(1);
+/// Whether mio's selector here is edge-triggered epoll or kqueue, where a read that does not
+/// fill the buffer proves the socket was drained, and data arriving later raises a new event:
+/// reading on until `WouldBlock` would only cost one more syscall per wake-up.
+const SHORT_READ_DRAINS: bool = cfg!(any(
+    target_os = "linux",
+    target_os = "android",
+    target_os = "macos",
+    target_os = "ios",
+    target_os = "freebsd",
+    target_os = "netbsd",
+    target_os = "openbsd",
+    target_os = "dragonfly",
+));
+
+static NEXT_SESSION_ID: AtomicU64 = AtomicU64::new(1);
+
+/// Settings every loop of a server (or a client's loop) shares.
+#[derive(Debug)]
+pub(crate) struct LoopConfig {
+    pub(crate) protocol: ws_proto::Config,
+    pub(crate) backpressure: BackpressurePolicy,
+    pub(crate) read_buffer_size: usize,
+    pub(crate) stop_timeout: Duration,
+    pub(crate) max_connections: usize,
+    /// Client loops end when their connection does.
+    pub(crate) exit_when_idle: bool,
+}
+
+impl LoopConfig {
+    /// Reading a connection pauses when its output reaches this (see
+    /// [`BackpressurePolicy`]): half the output limit.
+    fn high_water(&self) -> usize {
+        self.protocol.max_buffered_output / 2
+    }
+
+    /// Reading resumes when the output has drained to this: a quarter of the output limit.
+    /// [`Handler::on_drain`] is called at the same mark.
+    fn low_water(&self) -> usize {
+        self.protocol.max_buffered_output / 4
+    }
+}
+
+/// The accepting side: owned by loop 0, which hands sockets round-robin to every loop.
+pub(crate) struct Listener {
+    pub(crate) listener: TcpListener,
+    pub(crate) loops: Vec<Arc<LoopHandle>>,
+    pub(crate) next: usize,
+}
+
+/// A client's connection, made on its loop thread before the loop runs.
+pub(crate) struct ConnectRequest<H> {
+    pub(crate) addr: SocketAddr,
+    pub(crate) request: ClientRequest,
+    pub(crate) handler: H,
+    pub(crate) notify: mpsc::Sender<Result<Session, DriverError>>,
+}
+
+/// The factory of a client's loop: its one connection comes with its handler, so requests
+/// (which only servers receive) are never asked about.
+pub(crate) struct ClientSide<H>(PhantomData<fn() -> H>);
+
+impl<H> ClientSide<H> {
+    pub(crate) fn new() -> Self {
+        ClientSide(PhantomData)
+    }
+}
+
+impl<H: Handler> Factory for ClientSide<H> {
+    type Handler = H;
+
+    fn on_request(
+        &self,
+        _request: &ws_proto::handshake::UpgradeRequest,
+        _peer: SocketAddr,
+    ) -> Decision<H> {
+        Decision::reject(500, "")
+    }
+}
+
+pub(crate) struct EventLoop<F: Factory> {
+    id: usize,
+    poll: Poll,
+    conns: Slab<Conn<F::Handler>>,
+    timers: TimerHeap,
+    rx: mpsc::Receiver<Command>,
+    handle: Arc<LoopHandle>,
+    factory: Arc<F>,
+    config: Arc<LoopConfig>,
+    read_buf: Vec<u8>,
+    listener: Option<Listener>,
+    /// Sockets alive across the whole server (all loops).
+    connections: Arc<AtomicUsize>,
+    stop_deadline: Option<Instant>,
+    again: Vec<Key>,
+    /// Timer entries due in this pass (reused storage).
+    due: Vec<(Instant, Key)>,
+    /// When to try `accept` again after it failed for want of resources (file descriptors):
+    /// the connections waiting in the backlog raise no new event of their own.
+    accept_retry: Option<Instant>,
+    dirty: Vec<Key>,
+    local: Vec<Command>,
+    had_connection: bool,
+}
+
+/// What a loop is made of, besides its poll and command channel.
+pub(crate) struct LoopParts<F> {
+    pub(crate) handle: Arc<LoopHandle>,
+    pub(crate) factory: Arc<F>,
+    pub(crate) config: Arc<LoopConfig>,
+    pub(crate) listener: Option<Listener>,
+    pub(crate) connections: Arc<AtomicUsize>,
+}
+
+/// Runs an application callback, catching a panic so that it takes down at most its own
+/// connection (failed with 1011 by the caller), never the loop with every other connection on
+/// it. The panic hook still prints the panic as usual.
+fn guarded<R>(callback: impl FnOnce() -> R) -> Option<R> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(callback)).ok()
+}
+
+impl<F: Factory> EventLoop<F> {
+    pub(crate) fn new(
+        poll: Poll,
+        rx: mpsc::Receiver<Command>,
+        parts: LoopParts<F>,
+    ) -> io::Result<EventLoop<F>> {
+        let LoopParts {
+            handle,
+            factory,
+            config,
+            mut listener,
+            connections,
+        } = parts;
+        if let Some(l) = &mut listener {
+            poll.registry()
+                .register(&mut l.listener, LISTENER, Interest::READABLE)?;
+        }
+        Ok(EventLoop {
+            id: handle.id,
+            poll,
+            conns: Slab::default(),
+            timers: TimerHeap::default(),
+            rx,
+            handle,
+            factory,
+            read_buf: vec![0; config.read_buffer_size.max(1024)],
+            config,
+            listener,
+            connections,
+            stop_deadline: None,
+            again: Vec::new(),
+            due: Vec::new(),
+            accept_retry: None,
+            dirty: Vec::new(),
+            local: Vec::new(),
+            had_connection: false,
+        })
+    }
+
+    pub(crate) fn run(mut self) {
+        LoopHandle::enter(self.id);
+        let mut events = Events::with_capacity(1024);
+        loop {
+            let now = Instant::now();
+            let mut deadline = self.timers.next_deadline();
+            for other in [self.stop_deadline, self.accept_retry]
+                .into_iter()
+                .flatten()
+            {
+                deadline = Some(deadline.map_or(other, |d| d.min(other)));
+            }
+            let timeout = if self.again.is_empty() {
+                deadline.map(|d| d.saturating_duration_since(now))
+            } else {
+                Some(Duration::ZERO)
+            };
+            if let Err(e) = self.poll.poll(&mut events, timeout) {
+                if e.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                guarded(|| self.factory.on_error(None, &DriverError::from(e)));
+                break;
+            }
+            let now = Instant::now();
+            for event in events.iter() {
+                match event.token() {
+                    WAKER => self.drain_commands(now),
+                    LISTENER => self.accept(now),
+                    Token(index) => {
+                        if let Some(key) = self.conns.key_at(index) {
+                            let readable =
+                                event.is_readable() || event.is_read_closed() || event.is_error();
+                            let writable = event.is_writable() || event.is_write_closed();
+                            // An end of stream or error must be read to be seen.
+                            let drain = event.is_read_closed() || event.is_error();
+                            self.drive(key, readable, writable, drain, now);
+                        }
+                    }
+                }
+            }
+            for key in std::mem::take(&mut self.again) {
+                self.drive(key, true, false, true, now);
+            }
+            if self.accept_retry.is_some_and(|at| now >= at) {
+                self.accept_retry = None;
+                self.accept(now);
+            }
+            self.run_timers(now);
+            self.flush_dirty(now);
+            if let Some(stop) = self.stop_deadline {
+                if self.conns.len() == 0 {
+                    break;
+                }
+                if now >= stop {
+                    for key in self.conns.keys() {
+                        if let Some(conn) = self.conns.get_mut(key) {
+                            conn.error.get_or_insert(DriverError::Shutdown);
+                        }
+                        self.remove(key);
+                    }
+                    break;
+                }
+            }
+            if self.config.exit_when_idle && self.had_connection && self.conns.len() == 0 {
+                break;
+            }
+        }
+    }
+
+    // ----------------------------------------------------------------------------------------
+    // Timers
+    // ----------------------------------------------------------------------------------------
+
+    fn run_timers(&mut self, now: Instant) {
+        // Take the due entries first: an update may reschedule its connection at `now` again,
+        // which must wait for the next pass instead of spinning in this one.
+        let mut due = std::mem::take(&mut self.due);
+        due.extend(std::iter::from_fn(|| self.timers.pop_expired(now)));
+        for (at, key) in due.drain(..) {
+            let Some(conn) = self.conns.get_mut(key) else {
+                continue;
+            };
+            if conn.deadline == Some(at) {
+                conn.deadline = None;
+                self.update(key, now);
+            }
+        }
+        // Like the timer heap, keep no burst's worth of storage.
+        due.shrink_to(64);
+        self.due = due;
+    }
+
+    fn schedule(&mut self, key: Key) {
+        let Some(conn) = self.conns.get_mut(key) else {
+            return;
+        };
+        let next = conn.proto.poll_timeout();
+        if next != conn.deadline {
+            conn.deadline = next;
+            if let Some(at) = next {
+                self.timers.schedule(at, key);
+            }
+        }
+    }
+
+    // ----------------------------------------------------------------------------------------
+    // Connections in
+    // ----------------------------------------------------------------------------------------
+
+    fn accept(&mut self, now: Instant) {
+        loop {
+            let Some(l) = &mut self.listener else { return };
+            let (stream, peer) = match l.listener.accept() {
+                Ok(accepted) => accepted,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if e.kind() == io::ErrorKind::ConnectionAborted => continue,
+                Err(e) => {
+                    // Out of file descriptors or similar: report, and try again shortly (the
+                    // edge-triggered listener may raise no event for connections already
+                    // waiting).
+                    guarded(|| self.factory.on_error(None, &DriverError::from(e)));
+                    self.accept_retry = Some(now + ACCEPT_RETRY);
+                    return;
+                }
+            };
+            let _ = stream.set_nodelay(true);
+            if self.connections.load(Ordering::Acquire) >= self.config.max_connections {
+                // Answered here, on the accepting loop, through the normal output path.
+                let mut protocol = self.config.protocol.clone();
+                protocol.close_timeout = protocol.close_timeout.min(REFUSED_LINGER);
+                let refused = Connection::refuse(protocol, 503, "too many connections\n", now);
+                self.connections.fetch_add(1, Ordering::AcqRel);
+                self.add_conn(stream, peer, refused);
+                continue;
+            }
+            self.connections.fetch_add(1, Ordering::AcqRel);
+            let target = Arc::clone(&l.loops[l.next % l.loops.len()]);
+            l.next = l.next.wrapping_add(1);
+            if target.id == self.id {
+                self.add_server_conn(stream, peer, now);
+            } else if !target.submit(Command::Adopt(stream, peer)) {
+                self.connections.fetch_sub(1, Ordering::AcqRel);
+            }
+        }
+    }
+
+    pub(super) fn add_server_conn(&mut self, stream: TcpStream, peer: SocketAddr, now: Instant) {
+        if self.stop_deadline.is_some() {
+            self.connections.fetch_sub(1, Ordering::AcqRel);
+            return;
+        }
+        let proto = Connection::server(self.config.protocol.clone(), now);
+        self.add_conn(stream, peer, proto);
+    }
+
+    /// Registers an accepted socket with its protocol state.
+    fn add_conn(&mut self, stream: TcpStream, peer: SocketAddr, proto: Connection) {
+        let key = self.conns.vacant_key();
+        let mut socket = Socket::accepted(stream);
+        if let Err(e) = socket.register(self.poll.registry(), Token(key.index), Interest::READABLE)
+        {
+            self.connections.fetch_sub(1, Ordering::AcqRel);
+            guarded(|| self.factory.on_error(Some(peer), &DriverError::from(e)));
+            return;
+        }
+        let key = self.insert(Conn::new(socket, proto, peer, None, None));
+        // The request may already be waiting: edge-triggered readiness fired before
+        // registration. A refused connection has its response to write.
+        self.again.push(key);
+        self.mark_dirty(key);
+    }
+
+    /// Client: starts connecting (the loop's one connection).
+    pub(crate) fn connect(&mut self, request: ConnectRequest<F::Handler>, now: Instant) {
+        let ConnectRequest {
+            addr,
+            request,
+            handler,
+            notify,
+        } = request;
+        self.had_connection = true;
+        let stream = match TcpStream::connect(addr) {
+            Ok(stream) => stream,
+            Err(e) => {
+                let _ = notify.send(Err(DriverError::from(e)));
+                return;
+            }
+        };
+        let key = self.conns.vacant_key();
+        let mut socket = Socket::connecting(stream);
+        let interest = Interest::READABLE | Interest::WRITABLE;
+        if let Err(e) = socket.register(self.poll.registry(), Token(key.index), interest) {
+            let _ = notify.send(Err(DriverError::from(e)));
+            return;
+        }
+        self.connections.fetch_add(1, Ordering::AcqRel);
+        let proto = Connection::client(self.config.protocol.clone(), request, now);
+        let key = self.insert(Conn::new(socket, proto, addr, Some(handler), Some(notify)));
+        self.schedule(key);
+    }
+
+    fn insert(&mut self, conn: Conn<F::Handler>) -> Key {
+        self.had_connection = true;
+        let key = self.conns.insert(conn);
+        self.schedule(key);
+        key
+    }
+
+    // ----------------------------------------------------------------------------------------
+    // Reading, writing, removing
+    // ----------------------------------------------------------------------------------------
+
+    /// Handles readiness of one connection; `drain` reads until `WouldBlock` even after a
+    /// short read.
+    fn drive(&mut self, key: Key, readable: bool, writable: bool, drain: bool, now: Instant) {
+        let Some(conn) = self.conns.get_mut(key) else {
+            return;
+        };
+        if conn.socket.is_connecting() {
+            if !readable && !writable {
+                return;
+            }
+            match conn.socket.finish_connect() {
+                Ok(true) => {}
+                Ok(false) => return,
+                Err(e) => return self.fail_io(key, e, now),
+            }
+        }
+        if readable {
+            self.read(key, drain, now);
+        }
+        self.update(key, now);
+    }
+
+    fn read(&mut self, key: Key, drain: bool, now: Instant) {
+        let high_water = self.config.high_water();
+        for _ in 0..MAX_READS_PER_TURN {
+            let Some(conn) = self.conns.get_mut(key) else {
+                return;
+            };
+            if conn.proto.is_terminated() {
+                return;
+            }
+            if !conn.may_read(high_water) {
+                // The peer is not reading what we send: stop reading what it sends until it
+                // does, so TCP flow control slows it down; replies are never refused for room.
+                conn.read_paused = true;
+                return;
+            }
+            match conn.socket.read(&mut self.read_buf) {
+                Ok(0) => {
+                    conn.proto.receive_eof(now);
+                    self.dispatch(key, now);
+                    return;
+                }
+                Ok(n) => {
+                    conn.proto.receive(&self.read_buf[..n], now);
+                    self.dispatch(key, now);
+                    if n < self.read_buf.len() && !drain && SHORT_READ_DRAINS {
+                        return;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return self.fail_io(key, e, now),
+            }
+        }
+        self.again.push(key);
+    }
+
+    fn fail_io(&mut self, key: Key, error: io::Error, now: Instant) {
+        let Some(conn) = self.conns.get_mut(key) else {
+            return;
+        };
+        let error = DriverError::from(error);
+        if conn.error.is_none() {
+            if conn.session.is_some() {
+                with_handler(conn, |h, s| h.on_error(s, &error));
+            } else if conn.notify.is_none() {
+                let peer = conn.peer;
+                guarded(|| self.factory.on_error(Some(peer), &error));
+            }
+            if let Some(conn) = self.conns.get_mut(key) {
+                conn.error = Some(error);
+            }
+        }
+        if let Some(conn) = self.conns.get_mut(key) {
+            conn.proto.receive_eof(now);
+        }
+        self.dispatch(key, now);
+        self.remove(key);
+    }
+
+    /// After any activity: runs due timers, writes output, adjusts interest and reading,
+    /// shuts down or removes the connection, and reschedules its deadline.
+    fn update(&mut self, key: Key, now: Instant) {
+        let Some(conn) = self.conns.get_mut(key) else {
+            return;
+        };
+        conn.dirty = false;
+        if conn.proto.poll_timeout().is_some_and(|at| at <= now) {
+            conn.proto.handle_timeout(now);
+            self.dispatch(key, now);
+        }
+        let Some(conn) = self.conns.get_mut(key) else {
+            return;
+        };
+        if conn.socket.is_connecting() {
+            if conn.proto.is_terminated() {
+                conn.error.get_or_insert(DriverError::ConnectTimeout);
+                self.remove(key);
+            } else {
+                self.schedule(key);
+            }
+            return;
+        }
+        // Write what we can, handing over deferred sends as room appears.
+        hand_over(conn, &self.config, now);
+        while !conn.proto.is_terminated() {
+            match conn.socket.write_from(&mut conn.proto) {
+                Ok(Written::All) if !conn.deferred.is_empty() => {
+                    let before = conn.deferred.len();
+                    hand_over(conn, &self.config, now);
+                    if conn.deferred.len() == before {
+                        break;
+                    }
+                }
+                Ok(_) => break,
+                Err(e) => return self.fail_io(key, e, now),
+            }
+        }
+        hand_over(conn, &self.config, now);
+        sync_pending(conn, 0);
+        let buffered = conn.proto.buffered_amount();
+        let low_water = self.config.low_water();
+        if let Some(session) = &conn.session {
+            if conn.proto.state() != ws_proto::State::Open {
+                session.shared.open.store(false, Ordering::Release);
+            }
+        }
+        if conn.read_paused && buffered <= low_water && conn.deferred.is_empty() {
+            conn.read_paused = false;
+            self.again.push(key);
+        }
+        // Only an open connection may go on sending: one failed by the backpressure policy
+        // (or closing for any reason) is not told to.
+        let open = conn.proto.state() == ws_proto::State::Open;
+        let drained = conn.session.as_ref().is_some_and(|s| {
+            open && s.buffered_amount() <= low_water
+                && s.shared.refused.swap(false, Ordering::AcqRel)
+        });
+        if drained {
+            if with_handler(conn, |h, s| h.on_drain(s)).is_none() {
+                // A panicking on_drain fails the connection like any callback.
+                conn.error.get_or_insert(DriverError::HandlerPanicked);
+                let _ = conn.proto.fail(ws_proto::CloseCode::INTERNAL_ERROR, now);
+            }
+            self.apply_local(now);
+            self.mark_dirty(key);
+        }
+        let Some(conn) = self.conns.get_mut(key) else {
+            return;
+        };
+        let token = Token(key.index);
+        let want_writable = conn.proto.buffered_amount() > 0;
+        if let Err(e) = conn
+            .socket
+            .want_writable(self.poll.registry(), token, want_writable)
+        {
+            return self.fail_io(key, e, now);
+        }
+        if conn.proto.should_shutdown() {
+            conn.socket.shutdown_write();
+        }
+        if conn.proto.is_terminated() {
+            self.remove(key);
+        } else {
+            self.schedule(key);
+        }
+    }
+
+    fn remove(&mut self, key: Key) {
+        let Some(mut conn) = self.conns.remove(key) else {
+            return;
+        };
+        conn.socket.deregister(self.poll.registry());
+        self.connections.fetch_sub(1, Ordering::AcqRel);
+        if let Some(session) = conn.session.clone() {
+            session.shared.open.store(false, Ordering::Release);
+            let status = conn.proto.close_status();
+            let disconnect = Disconnect {
+                code: status.map_or(ws_proto::CloseCode::ABNORMAL, |s| s.code),
+                reason: status.map(|s| s.reason.clone()).unwrap_or_default(),
+                error: conn.error.take(),
+            };
+            with_handler(&mut conn, |h, s| h.on_close(s, &disconnect));
+        } else if let Some(notify) = conn.notify.take() {
+            let error = conn.error.take().unwrap_or(DriverError::ConnectTimeout);
+            let _ = notify.send(Err(error));
+        }
+        self.apply_local(Instant::now());
+    }
+}
