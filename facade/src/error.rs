@@ -7,6 +7,7 @@ use std::sync::Arc;
 /// A configuration value [`create_server`](crate::WebSocketFacade::create_server) or
 /// [`create_client`](crate::WebSocketFacade::create_client) refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ConfigError {
     /// The port is 0.
     Port,

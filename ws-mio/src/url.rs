@@ -31,6 +31,7 @@ impl WsUrl {
 
 /// Why a URL was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum UrlError {
     /// Not `ws://` (`wss://` needs TLS, which this driver does not provide).
     UnsupportedScheme,
