@@ -1,7 +1,14 @@
 //! The facade client: a [`ws_mio::Client`] whose events become the tutorial's callbacks.
+//!
+//! Where the client is in its life is one [`Lifecycle`] value under one mutex; every method and
+//! every event of the driver is a transition of it (the diagram is on [`Lifecycle`]). The lock
+//! is held only to read or change that value: never while an application callback runs, nor
+//! across [`ws_mio::Client::connect_url`] or [`ws_mio::Client::stop`] (nor a `Client`'s drop,
+//! which stops it). So callbacks may call every method, including while `start` is connecting
+//! (the connected and error callbacks run on the client's loop thread during `connect`).
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::mem;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 
 use ws_mio::{Disconnect, DriverError, Handler, Message, WsUrl};
 
@@ -21,30 +28,190 @@ struct Callbacks {
     close: Option<CloseCallback>,
 }
 
-struct Inner {
-    callbacks: CallbackTable<Callbacks>,
-    /// True from a successful start until the connection ends.
-    running: Mutex<bool>,
-    ended: Condvar,
-    /// The open connection's session, from its opening (before the connected callback runs,
-    /// so that the callback can send) until its end.
-    session: Mutex<Option<ws_mio::Session>>,
-    /// Errors the driver reported to the error callback, so far.
-    errors_reported: AtomicU64,
+/// Where the client is. `s` is a connection's [`ws_mio::Session`]; events of a connection that
+/// is not the one the state is about (an older one, stopped from its own callback, still
+/// closing) change nothing: they are told apart by session id, and by attempt number before a
+/// connection has a session.
+///
+/// ```text
+/// Idle, Closing(s), Ended ──start──▶ Starting(Connecting)         (Running too, if its thread
+///                                                                   died without on_close)
+/// Starting(Connecting) ──on_open(s)──▶ Starting(Open(s))          (the connected callback runs
+///                                                                   after: it can send)
+/// Starting(Open(s)) ──on_close(s)──▶ Starting(Closed)             (ended before start returned)
+/// Starting(step) ──stop──▶ Starting(step, stop_requested)
+/// Starting(step) ──on_error──▶ Starting(step, error_reported)
+/// Starting ──connect fails──▶ Idle                                (then the error callback,
+///                                                                   unless error_reported)
+/// Starting(stop_requested) ──connect ok──▶ Closing(s)             (start stops the Client:
+///                                                                   StoppedWhileStarting)
+/// Starting(Open(s)) ──connect ok──▶ Running(s, client)            (Connecting too: a driver
+///                                                                   that skipped on_open)
+/// Starting(Closed) ──connect ok──▶ Ended(client)
+/// Running(s, client) ──stop──▶ Closing(s)                         (stop stops the Client)
+/// Running(s, client) ──on_close(s), after its callbacks──▶ Ended(client)
+/// Closing(s) ──on_close(s), after its callbacks──▶ Idle
+/// Closing(s) ──stop's Client::stop saw the thread finished──▶ Idle
+/// Ended(client) ──stop──▶ Idle                                    (joins the finished thread)
+/// Idle, Closing(s) ──stop──▶ unchanged
+/// Starting, Running(s, client) ──start──▶ unchanged               (AlreadyRunning)
+/// ```
+enum Lifecycle {
+    /// Never started, the last `start` failed, or the last connection was stopped and ended.
+    Idle,
+    /// A `start` call is connecting (inside [`ws_mio::Client::connect_url`]).
+    Starting(Start),
+    /// `start` succeeded: the connection is open, or ending (its `on_close` callbacks running).
+    Running {
+        session: ws_mio::Session,
+        client: ws_mio::Client,
+    },
+    /// Stopped (by `stop`, or by `start` after a stop while connecting) and not ended yet: a
+    /// stop from the connection's own callback returns before the closing handshake, which goes
+    /// on on that thread. The session stays readable until `on_close`, as before the stop.
+    Closing { session: ws_mio::Session },
+    /// The connection ended on its own (closed by the server, failed...): its thread is
+    /// finishing and is joined by the next `start` or `stop` (or the drop of the client).
+    Ended { client: ws_mio::Client },
 }
 
-impl Inner {
-    fn set(&self, f: impl FnOnce(&mut Callbacks)) {
-        self.callbacks.set(f);
+/// A `start` under way.
+struct Start {
+    /// Which `start` call this is (events of an older connection are not this start's).
+    attempt: u64,
+    step: Step,
+    /// `stop` was called meanwhile (from a callback or another thread): `start` closes what it
+    /// opened and returns [`Error::StoppedWhileStarting`].
+    stop_requested: bool,
+    /// The driver reported an error of this attempt through `on_error`, hence to the error
+    /// callback: a failed start does not report its failure a second time.
+    error_reported: bool,
+}
+
+/// How far the connection of a [`Start`] got.
+enum Step {
+    /// Connecting, upgrading.
+    Connecting,
+    /// `on_open` ran: the connected callback can send, before `start` has the Client back.
+    Open(ws_mio::Session),
+    /// `on_close` ran too: the connection ended before `start` had the Client back.
+    Closed,
+}
+
+impl Lifecycle {
+    /// The session `send` and the other methods use: from `on_open` (before the connected
+    /// callback) until the connection's end, or the start of a new one.
+    fn session(&self) -> Option<&ws_mio::Session> {
+        match self {
+            Lifecycle::Starting(Start {
+                step: Step::Open(session),
+                ..
+            })
+            | Lifecycle::Running { session, .. }
+            | Lifecycle::Closing { session } => Some(session),
+            _ => None,
+        }
     }
 
-    fn set_session(&self, session: Option<ws_mio::Session>) {
-        *self.session.lock().unwrap_or_else(|e| e.into_inner()) = session;
+    /// The session id of the running connection (`is_running`): opened, not ended (its close
+    /// callbacks done), not stopped.
+    fn running(&self) -> Option<u64> {
+        match self {
+            Lifecycle::Starting(Start {
+                step: Step::Open(session),
+                stop_requested: false,
+                ..
+            })
+            | Lifecycle::Running { session, .. } => Some(session.id()),
+            _ => None,
+        }
+    }
+}
+
+/// What the state lock guards.
+struct State {
+    now: Lifecycle,
+    /// The attempt number of the last `start`.
+    attempts: u64,
+}
+
+impl State {
+    /// Replaces the lifecycle with what `f` makes of it. `f` also returns what is left over
+    /// (above all a `Client`, whose drop stops and joins its thread), for the caller to drop
+    /// once the lock is released.
+    fn change<R>(&mut self, f: impl FnOnce(Lifecycle) -> (Lifecycle, R)) -> R {
+        let (now, left) = f(mem::replace(&mut self.now, Lifecycle::Idle));
+        self.now = now;
+        left
+    }
+}
+
+/// What the client shares with the handlers of its connections.
+struct Shared {
+    callbacks: CallbackTable<Callbacks>,
+    state: Mutex<State>,
+    /// Notified after every transition: `wait_for_stop` waits on it.
+    changed: Condvar,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn set_running(&self, running: bool) {
-        *self.running.lock().unwrap_or_else(|e| e.into_inner()) = running;
-        self.ended.notify_all();
+    /// Runs one transition under the lock and wakes `wait_for_stop`. What `f` returns is
+    /// dropped by the caller, after the lock is released.
+    fn transition<R>(&self, f: impl FnOnce(&mut State) -> R) -> R {
+        let mut state = self.lock();
+        let out = f(&mut state);
+        drop(state);
+        self.changed.notify_all();
+        out
+    }
+
+    /// Stops `client`, just taken out of the state (now `Closing` with its session, `Idle`
+    /// or someone else's). Off the client's loop thread this waits for the closing handshake
+    /// and `on_close` (which ends `Closing`); on it (a callback called `stop`) the close goes
+    /// on once the callback returns and `on_close` ends `Closing` later. A thread found
+    /// finished without `on_close` having ended `Closing` (a driver that lost the event) ends
+    /// it here.
+    fn close(&self, client: ws_mio::Client) {
+        client.stop();
+        if client.is_finished() {
+            let id = client.session().id();
+            let left = self.transition(|state| {
+                state.change(|now| match now {
+                    Lifecycle::Closing { session } if session.id() == id => {
+                        (Lifecycle::Idle, Some(session))
+                    }
+                    other => (other, None),
+                })
+            });
+            drop(left);
+        }
+    }
+
+    /// `on_close` of session `id` is done (its callbacks ran, or panicked): if the state is
+    /// about that connection, it has ended. Any other connection's end changes nothing.
+    fn ended(&self, id: u64) {
+        let left = self.transition(|state| {
+            state.change(|now| match now {
+                Lifecycle::Starting(mut start)
+                    if matches!(&start.step, Step::Open(s) if s.id() == id) =>
+                {
+                    start.step = Step::Closed;
+                    (Lifecycle::Starting(start), None)
+                }
+                Lifecycle::Running { session, client } if session.id() == id => {
+                    (Lifecycle::Ended { client }, Some(session))
+                }
+                Lifecycle::Closing { session } if session.id() == id => {
+                    (Lifecycle::Idle, Some(session))
+                }
+                other => (other, None),
+            })
+        });
+        drop(left);
     }
 }
 
@@ -52,15 +219,17 @@ impl Inner {
 pub struct WsClient {
     config: ClientConfig,
     client_id: String,
-    inner: Arc<Inner>,
-    /// The driver of the current connection. Locked only briefly, never while connecting, so
-    /// that callbacks running during `start` can call any method.
-    client: Mutex<Option<ws_mio::Client>>,
-    /// Held by `start` (until it returns, or calls the error callback of its failure): one
-    /// start at a time; another one meanwhile, from a callback say, gets `AlreadyRunning`.
-    starting: Mutex<()>,
-    /// Bumped by `stop`: a start that sees it change while connecting stops what it started.
-    stops: AtomicU64,
+    shared: Arc<Shared>,
+}
+
+/// How a `start` ended, decided under the lock and acted on after.
+enum Outcome {
+    /// `Running` (or `Ended`, if the connection is already over).
+    Started,
+    /// Stopped while connecting: the Client is to be stopped.
+    Stopped(ws_mio::Client),
+    /// Connecting failed; `reported` if the driver already told the error callback.
+    Failed { error: Error, reported: bool },
 }
 
 impl WsClient {
@@ -68,32 +237,35 @@ impl WsClient {
         WsClient {
             config,
             client_id,
-            inner: Arc::new(Inner {
+            shared: Arc::new(Shared {
                 callbacks: CallbackTable::default(),
-                running: Mutex::new(false),
-                ended: Condvar::new(),
-                session: Mutex::new(None),
-                errors_reported: AtomicU64::new(0),
+                state: Mutex::new(State {
+                    now: Lifecycle::Idle,
+                    attempts: 0,
+                }),
+                changed: Condvar::new(),
             }),
-            client: Mutex::new(None),
-            starting: Mutex::new(()),
-            stops: AtomicU64::new(0),
         }
     }
 
-    fn bridge(&self) -> Bridge {
+    fn set(&self, f: impl FnOnce(&mut Callbacks)) {
+        self.shared.callbacks.set(f);
+    }
+
+    fn bridge(&self, attempt: u64) -> Bridge {
         Bridge {
-            inner: Arc::clone(&self.inner),
-            callbacks: self.inner.callbacks.view(),
+            shared: Arc::clone(&self.shared),
+            attempt,
+            callbacks: self.shared.callbacks.view(),
         }
     }
 
     fn session(&self) -> Result<ws_mio::Session, Error> {
-        self.inner
-            .session
+        self.shared
             .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+            .now
+            .session()
+            .cloned()
             .ok_or(Error::NotConnected)
     }
 }
@@ -104,23 +276,42 @@ impl Drop for WsClient {
     }
 }
 
-/// The connection's handler: the driver's events become the tutorial's callbacks.
+/// The handler of one connection (one `start` attempt): the driver's events become the
+/// tutorial's callbacks, and transitions of the client's state.
 struct Bridge {
-    inner: Arc<Inner>,
+    shared: Arc<Shared>,
+    attempt: u64,
     callbacks: CallbackView<Callbacks>,
+}
+
+impl Bridge {
+    /// Changes the state of this bridge's `start`, if it is still under way.
+    fn starting(&self, f: impl FnOnce(&mut Start)) {
+        self.shared.transition(|state| {
+            if let Lifecycle::Starting(start) = &mut state.now {
+                if start.attempt == self.attempt {
+                    f(start);
+                }
+            }
+        });
+    }
 }
 
 impl Handler for Bridge {
     fn on_open(&mut self, session: &ws_mio::Session) {
-        self.inner.set_session(Some(session.clone()));
-        self.inner.set_running(true);
-        if let Some(cb) = &self.callbacks.get(&self.inner.callbacks).connected {
+        // Before the connected callback, so that it can send (`start` is still in `connect`).
+        self.starting(|start| {
+            if matches!(start.step, Step::Connecting) {
+                start.step = Step::Open(session.clone());
+            }
+        });
+        if let Some(cb) = &self.callbacks.get(&self.shared.callbacks).connected {
             cb();
         }
     }
 
     fn on_message(&mut self, _session: &ws_mio::Session, message: Message) {
-        let callbacks = self.callbacks.get(&self.inner.callbacks);
+        let callbacks = self.callbacks.get(&self.shared.callbacks);
         match &message {
             Message::Text(text) => {
                 if let Some(cb) = &callbacks.text {
@@ -140,26 +331,17 @@ impl Handler for Bridge {
     }
 
     fn on_close(&mut self, session: &ws_mio::Session, disconnect: &Disconnect) {
-        // Only the current connection's end clears the state (a connection stopped from its own
-        // callback ends on its own, possibly after a later start opened another).
-        let current = {
-            let mut slot = self.inner.session.lock().unwrap_or_else(|e| e.into_inner());
-            let current = slot.as_ref().is_some_and(|s| s.id() == session.id());
-            if current {
-                *slot = None;
-            }
-            current
-        };
-        struct Ended<'a>(&'a Inner, bool);
+        // The state changes once the close and disconnected callbacks ran (`is_running` stays
+        // true and `wait_for_stop` waits until then), even if one of them panics. The session
+        // is no longer open already: `is_connected` is false and sends fail meanwhile.
+        struct Ended<'a>(&'a Shared, u64);
         impl Drop for Ended<'_> {
             fn drop(&mut self) {
-                if self.1 {
-                    self.0.set_running(false);
-                }
+                self.0.ended(self.1);
             }
         }
-        let _ended = Ended(&self.inner, current);
-        let callbacks = self.callbacks.get(&self.inner.callbacks);
+        let _ended = Ended(&self.shared, session.id());
+        let callbacks = self.callbacks.get(&self.shared.callbacks);
         if let Some(cb) = &callbacks.close {
             cb("", disconnect.code.as_u16(), &disconnect.reason);
         }
@@ -169,8 +351,8 @@ impl Handler for Bridge {
     }
 
     fn on_error(&mut self, _session: &ws_mio::Session, error: &DriverError) {
-        self.inner.errors_reported.fetch_add(1, Ordering::AcqRel);
-        if let Some(cb) = &self.callbacks.get(&self.inner.callbacks).error {
+        self.starting(|start| start.error_reported = true);
+        if let Some(cb) = &self.callbacks.get(&self.shared.callbacks).error {
             cb(&Error::Connection(error.clone()));
         }
     }
@@ -178,18 +360,32 @@ impl Handler for Bridge {
 
 impl ProtocolClient for WsClient {
     fn start(&self, host: &str, port: u16) -> Result<(), Error> {
-        let one_start = match self.starting.try_lock() {
-            Ok(guard) => guard,
-            Err(std::sync::TryLockError::Poisoned(e)) => e.into_inner(),
-            Err(std::sync::TryLockError::WouldBlock) => return Err(Error::AlreadyRunning),
-        };
-        let running = self.client.lock().unwrap_or_else(|e| e.into_inner());
-        if running.as_ref().is_some_and(|c| !c.is_finished()) {
-            return Err(Error::AlreadyRunning);
-        }
-        drop(running);
-        let stops = self.stops.load(Ordering::Acquire);
-        let reported = self.inner.errors_reported.load(Ordering::Acquire);
+        let (attempt, left) = self.shared.transition(|state| {
+            let attempt = state.attempts + 1;
+            let begun = state.change(|now| match now {
+                Lifecycle::Starting(_) => (now, Err(Error::AlreadyRunning)),
+                Lifecycle::Running { ref client, .. } if !client.is_finished() => {
+                    (now, Err(Error::AlreadyRunning))
+                }
+                // Idle; Closing (the stopped connection ends on its own); Ended; Running
+                // whose thread is gone.
+                left => {
+                    let start = Start {
+                        attempt,
+                        step: Step::Connecting,
+                        stop_requested: false,
+                        error_reported: false,
+                    };
+                    (Lifecycle::Starting(start), Ok((attempt, left)))
+                }
+            });
+            if begun.is_ok() {
+                state.attempts = attempt;
+            }
+            begun
+        })?;
+        // The Client of an ended connection is joined here, without the lock.
+        drop(left);
         let url = WsUrl {
             host: host.to_owned(),
             port,
@@ -201,45 +397,88 @@ impl ProtocolClient for WsClient {
             headers: vec![("X-Client-Id".into(), self.client_id.clone())],
             ..ws_mio::ClientConfig::default()
         };
-        // Only `starting` is held while connecting: the connected and error callbacks, which
-        // run meanwhile, can call every other method.
-        let client = match ws_mio::Client::connect_url(&url, driver_config, self.bridge()) {
-            Ok(client) => client,
-            Err(e) => {
-                let error = Error::Connect(Arc::new(e));
-                drop(one_start);
-                // Every failed start reaches the error callback once: the driver reports
-                // what fails on its loop (refused, handshake), not a host that does not
-                // resolve or a connect that timed out before the loop answered.
-                if self.inner.errors_reported.load(Ordering::Acquire) == reported {
-                    if let Some(cb) = &self.inner.callbacks.get().error {
+        // Without the lock: the connected and error callbacks, which run meanwhile on the
+        // client's thread, can call every method (another `start` gets `AlreadyRunning`).
+        let result = ws_mio::Client::connect_url(&url, driver_config, self.bridge(attempt));
+        let outcome = self.shared.transition(|state| {
+            state.change(|now| {
+                let start = match now {
+                    Lifecycle::Starting(start) if start.attempt == attempt => start,
+                    // Only this call leaves its `Starting`. Were it gone, what this call
+                    // opened would be closed without touching the state.
+                    other => {
+                        let outcome = match result {
+                            Ok(client) => Outcome::Stopped(client),
+                            Err(e) => Outcome::Failed {
+                                error: Error::Connect(Arc::new(e)),
+                                reported: false,
+                            },
+                        };
+                        return (other, outcome);
+                    }
+                };
+                match result {
+                    // Every failed start reaches the error callback once: the driver reports
+                    // some failures through `on_error` (a connected callback that panicked),
+                    // most only as `connect`'s error (refused, rejected upgrade, a host that
+                    // does not resolve, a timeout).
+                    Err(e) => (
+                        Lifecycle::Idle,
+                        Outcome::Failed {
+                            error: Error::Connect(Arc::new(e)),
+                            reported: start.error_reported,
+                        },
+                    ),
+                    Ok(client) if start.stop_requested => {
+                        let session = client.session().clone();
+                        (Lifecycle::Closing { session }, Outcome::Stopped(client))
+                    }
+                    Ok(client) => match start.step {
+                        Step::Closed => (Lifecycle::Ended { client }, Outcome::Started),
+                        Step::Open(_) | Step::Connecting => {
+                            let session = client.session().clone();
+                            (Lifecycle::Running { session, client }, Outcome::Started)
+                        }
+                    },
+                }
+            })
+        });
+        match outcome {
+            Outcome::Started => Ok(()),
+            Outcome::Stopped(client) => {
+                self.shared.close(client);
+                Err(Error::StoppedWhileStarting)
+            }
+            Outcome::Failed { error, reported } => {
+                // The state is `Idle` again: the callback may start anew, or stop.
+                if !reported {
+                    if let Some(cb) = &self.shared.callbacks.get().error {
                         cb(&error);
                     }
                 }
-                return Err(error);
+                Err(error)
             }
-        };
-        // Checked under the slot's lock: a `stop` counts itself before taking that lock, so it
-        // either shows here or finds the client stored.
-        let mut slot = self.client.lock().unwrap_or_else(|e| e.into_inner());
-        if self.stops.load(Ordering::Acquire) != stops {
-            // `stop` was called (by a callback, or another thread) while this start connected.
-            drop(slot);
-            client.stop();
-            self.inner.set_running(false);
-            return Err(Error::StoppedWhileStarting);
         }
-        *slot = Some(client);
-        Ok(())
     }
 
     fn stop(&self) -> Result<(), Error> {
-        self.stops.fetch_add(1, Ordering::AcqRel);
-        let client = self.client.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let client = self.shared.transition(|state| {
+            state.change(|now| match now {
+                // `start` closes what it opens.
+                Lifecycle::Starting(mut start) => {
+                    start.stop_requested = true;
+                    (Lifecycle::Starting(start), None)
+                }
+                Lifecycle::Running { session, client } => {
+                    (Lifecycle::Closing { session }, Some(client))
+                }
+                Lifecycle::Ended { client } => (Lifecycle::Idle, Some(client)),
+                now @ (Lifecycle::Idle | Lifecycle::Closing { .. }) => (now, None),
+            })
+        });
         if let Some(client) = client {
-            client.stop();
+            self.shared.close(client);
         }
-        self.inner.set_running(false);
         Ok(())
     }
 
@@ -248,21 +487,30 @@ impl ProtocolClient for WsClient {
     }
 
     fn is_connected(&self) -> bool {
-        self.session().is_ok_and(|s| s.is_open())
+        self.shared
+            .lock()
+            .now
+            .session()
+            .is_some_and(|s| s.is_open())
     }
 
     fn is_running(&self) -> bool {
-        *self.inner.running.lock().unwrap_or_else(|e| e.into_inner())
+        self.shared.lock().now.running().is_some()
     }
 
     fn wait_for_stop(&self) {
-        let mut running = self.inner.running.lock().unwrap_or_else(|e| e.into_inner());
-        while *running {
-            running = self
-                .inner
-                .ended
-                .wait(running)
-                .unwrap_or_else(|e| e.into_inner());
+        let mut state = self.shared.lock();
+        // The connection running now: until it ended or was stopped (not one that a `start`
+        // opened meanwhile).
+        let Some(running) = state.now.running() else {
+            return;
+        };
+        while state.now.running() == Some(running) {
+            state = self
+                .shared
+                .changed
+                .wait(state)
+                .unwrap_or_else(PoisonError::into_inner);
         }
     }
 
@@ -271,16 +519,16 @@ impl ProtocolClient for WsClient {
     }
 
     fn set_receive_callback_boxed(&self, callback: ReceiveCallback) {
-        self.inner.set(|c| c.receive = Some(callback));
+        self.set(|c| c.receive = Some(callback));
     }
     fn set_connected_callback_boxed(&self, callback: EventCallback) {
-        self.inner.set(|c| c.connected = Some(callback));
+        self.set(|c| c.connected = Some(callback));
     }
     fn set_disconnected_callback_boxed(&self, callback: EventCallback) {
-        self.inner.set(|c| c.disconnected = Some(callback));
+        self.set(|c| c.disconnected = Some(callback));
     }
     fn set_error_callback_boxed(&self, callback: ErrorCallback) {
-        self.inner.set(|c| c.error = Some(callback));
+        self.set(|c| c.error = Some(callback));
     }
     fn as_websocket(&self) -> Option<&dyn WebSocketClient> {
         Some(self)
@@ -306,12 +554,12 @@ impl WebSocketClient for WsClient {
         self.session().ok()?.subprotocol().map(str::to_owned)
     }
     fn set_text_callback_boxed(&self, callback: TextCallback) {
-        self.inner.set(|c| c.text = Some(callback));
+        self.set(|c| c.text = Some(callback));
     }
     fn set_binary_callback_boxed(&self, callback: BinaryCallback) {
-        self.inner.set(|c| c.binary = Some(callback));
+        self.set(|c| c.binary = Some(callback));
     }
     fn set_close_callback_boxed(&self, callback: CloseCallback) {
-        self.inner.set(|c| c.close = Some(callback));
+        self.set(|c| c.close = Some(callback));
     }
 }
