@@ -6,7 +6,7 @@ use crate::error::Error;
 use crate::handshake::{ExtensionOffer, Headers, Request, UpgradeRequest};
 
 #[cfg(doc)]
-use crate::{close, Config, Connection};
+use crate::{Config, Connection};
 
 /// Which end of the connection this state machine plays.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,7 +61,7 @@ pub enum Event {
     Ping(Vec<u8>),
     /// A pong arrived.
     Pong(Vec<u8>),
-    /// The peer's close frame arrived ([`close::NO_STATUS`] when it had no code). If we had not
+    /// The peer's close frame arrived ([`CloseCode::NO_STATUS`](crate::CloseCode::NO_STATUS) when it had no code). If we had not
     /// sent a close yet, the echo is already queued.
     Close(CloseFrame),
     /// The connection failed. A close frame with [`Error::close_code`] (or an HTTP error
