@@ -224,12 +224,13 @@ fn start_server() -> io::Result<ChatServer> {
     let mut last_error = None;
     for _ in 0..5 {
         let port = free_port()?;
-        let server = WebSocketFacade::create_server(&ServerConfig {
-            port,
-            path: "/chat".into(),
-            server_id: "chat-server".into(),
-            threads: SERVER_THREADS,
-            ..Default::default()
+        let server = WebSocketFacade::create_server(&{
+            let mut config = ServerConfig::default();
+            config.port = port;
+            config.path = "/chat".into();
+            config.server_id = "chat-server".into();
+            config.threads = SERVER_THREADS;
+            config
         })
         .map_err(io::Error::other)?;
 

@@ -32,12 +32,11 @@ fn main() {
         }
     }
 
-    let client = match WebSocketFacade::create_client(&ClientConfig {
-        client_id: nick.clone(),
-        ping_interval: Duration::from_secs(15),
-        path: "/chat".into(),
-        ..Default::default()
-    }) {
+    let mut config = ClientConfig::default();
+    config.client_id = nick.clone();
+    config.ping_interval = Duration::from_secs(15);
+    config.path = "/chat".into();
+    let client = match WebSocketFacade::create_client(&config) {
         Ok(client) => client,
         Err(e) => {
             eprintln!("create failed: {e}");

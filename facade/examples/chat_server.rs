@@ -26,12 +26,11 @@ fn main() {
         }
     }
 
-    let server = match WebSocketFacade::create_server(&ServerConfig {
-        port,
-        path: "/chat".into(),
-        server_id: "chat-server".into(),
-        ..Default::default()
-    }) {
+    let mut config = ServerConfig::default();
+    config.port = port;
+    config.path = "/chat".into();
+    config.server_id = "chat-server".into();
+    let server = match WebSocketFacade::create_server(&config) {
         Ok(server) => server,
         Err(e) => {
             eprintln!("create failed: {e}");

@@ -100,13 +100,11 @@ fn relay(listener: TcpListener, target: u16, up: Arc<AtomicUsize>, down: Arc<Ato
 
 fn main() {
     // The echo server: every message comes back whole.
-    let server = WebSocketFacade::create_server(&ServerConfig {
-        port: 9003,
-        path: "/framing".into(),
-        fragment_size: FRAGMENT_SIZE,
-        ..Default::default()
-    })
-    .expect("server config");
+    let mut config = ServerConfig::default();
+    config.port = 9003;
+    config.path = "/framing".into();
+    config.fragment_size = FRAGMENT_SIZE;
+    let server = WebSocketFacade::create_server(&config).expect("server config");
     let sizes = Arc::new(Mutex::new(Vec::new()));
     let seen = Arc::clone(&sizes);
     // A Weak: the server holding a callback that holds the server would be a cycle.
@@ -127,13 +125,11 @@ fn main() {
     let (u, d) = (Arc::clone(&up), Arc::clone(&down));
     let relay_thread = thread::spawn(move || relay(listener, server_port, u, d));
 
-    let client = WebSocketFacade::create_client(&ClientConfig {
-        client_id: "framer".into(),
-        path: "/framing".into(),
-        fragment_size: FRAGMENT_SIZE,
-        ..Default::default()
-    })
-    .expect("client config");
+    let mut config = ClientConfig::default();
+    config.client_id = "framer".into();
+    config.path = "/framing".into();
+    config.fragment_size = FRAGMENT_SIZE;
+    let client = WebSocketFacade::create_client(&config).expect("client config");
     let (tx, rx) = mpsc::channel();
     let tx = Mutex::new(tx);
     client.set_receive_callback(move |data| {

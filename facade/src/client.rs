@@ -391,12 +391,10 @@ impl ProtocolClient for WsClient {
             port,
             path: self.config.path.clone(),
         };
-        let driver_config = ws_mio::ClientConfig {
-            protocol: self.config.protocol(),
-            connect_timeout: self.config.connect_timeout,
-            headers: vec![("X-Client-Id".into(), self.client_id.clone())],
-            ..ws_mio::ClientConfig::default()
-        };
+        let mut driver_config = ws_mio::ClientConfig::default();
+        driver_config.protocol = self.config.protocol();
+        driver_config.connect_timeout = self.config.connect_timeout;
+        driver_config.headers = vec![("X-Client-Id".into(), self.client_id.clone())];
         // Without the lock: the connected and error callbacks, which run meanwhile on the
         // client's thread, can call every method (another `start` gets `AlreadyRunning`).
         let result = ws_mio::Client::connect_url(&url, driver_config, self.bridge(attempt));

@@ -11,10 +11,14 @@ use crate::error::{ConfigError, Error};
 ///
 /// ```
 /// use facade::ServerConfig;
-/// let config = ServerConfig { port: 9001, path: "/chat".into(), server_id: "chat-server".into(), ..Default::default() };
+/// let mut config = ServerConfig::default();
+/// config.port = 9001;
+/// config.path = "/chat".into();
+/// config.server_id = "chat-server".into();
 /// assert_eq!(config.max_connections, 10_000);
 /// ```
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct ServerConfig {
     /// The port the server is meant for (validated: 1–65535). As in the tutorial, the port
     /// actually bound is the one given to [`ProtocolServer::start`](crate::ProtocolServer::start).
@@ -73,10 +77,14 @@ impl Default for ServerConfig {
 /// ```
 /// use std::time::Duration;
 /// use facade::ClientConfig;
-/// let config = ClientConfig { client_id: "bob".into(), ping_interval: Duration::from_secs(15), path: "/chat".into(), ..Default::default() };
+/// let mut config = ClientConfig::default();
+/// config.client_id = "bob".into();
+/// config.ping_interval = Duration::from_secs(15);
+/// config.path = "/chat".into();
 /// assert_eq!(config.connect_timeout, Duration::from_secs(10));
 /// ```
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct ClientConfig {
     /// The client's name, sent to the server (header `X-Client-Id`) which uses it as the
     /// session id; empty means a generated `ws_client_NNNNNNNN`.
@@ -162,36 +170,34 @@ fn validate_path(path: &str) -> Result<(), Error> {
 
 impl ServerConfig {
     pub(crate) fn protocol(&self) -> ws_proto::Config {
-        ws_proto::Config {
-            max_frame_size: self.max_frame_size,
-            max_message_size: self.max_message_size,
-            fragment_size: self.fragment_size,
-            max_buffered_output: self.max_buffered_output,
-            handshake_timeout: Some(self.handshake_timeout),
-            close_timeout: self.close_timeout,
-            ping_interval: self.ping_interval,
-            path: Some(self.path.clone()),
-            plain_http: true,
-            subprotocols: self.subprotocols.clone(),
-            ..ws_proto::Config::default()
-        }
+        let mut config = ws_proto::Config::default();
+        config.max_frame_size = self.max_frame_size;
+        config.max_message_size = self.max_message_size;
+        config.fragment_size = self.fragment_size;
+        config.max_buffered_output = self.max_buffered_output;
+        config.handshake_timeout = Some(self.handshake_timeout);
+        config.close_timeout = self.close_timeout;
+        config.ping_interval = self.ping_interval;
+        config.path = Some(self.path.clone());
+        config.plain_http = true;
+        config.subprotocols = self.subprotocols.clone();
+        config
     }
 }
 
 impl ClientConfig {
     pub(crate) fn protocol(&self) -> ws_proto::Config {
-        ws_proto::Config {
-            max_message_size: self.max_message_size,
-            max_frame_size: self
-                .max_message_size
-                .min(ws_proto::Config::default().max_frame_size),
-            fragment_size: self.fragment_size,
-            max_buffered_output: self.max_buffered_output,
-            ping_interval: Some(self.ping_interval),
-            ping_timeout: self.ping_timeout,
-            subprotocols: self.subprotocols.clone(),
-            ..ws_proto::Config::default()
-        }
+        let mut config = ws_proto::Config::default();
+        config.max_message_size = self.max_message_size;
+        config.max_frame_size = self
+            .max_message_size
+            .min(ws_proto::Config::default().max_frame_size);
+        config.fragment_size = self.fragment_size;
+        config.max_buffered_output = self.max_buffered_output;
+        config.ping_interval = Some(self.ping_interval);
+        config.ping_timeout = self.ping_timeout;
+        config.subprotocols = self.subprotocols.clone();
+        config
     }
 }
 

@@ -12,9 +12,11 @@
 //! use std::time::Duration;
 //! use facade::{ClientConfig, ServerConfig, WebSocketFacade};
 //!
-//! let server = WebSocketFacade::create_server(&ServerConfig {
-//!     port: 9001, path: "/chat".into(), server_id: "chat-server".into(), ..Default::default()
-//! }).unwrap();
+//! let mut config = ServerConfig::default();
+//! config.port = 9001;
+//! config.path = "/chat".into();
+//! config.server_id = "chat-server".into();
+//! let server = WebSocketFacade::create_server(&config).unwrap();
 //! // A callback holding the server itself would keep it alive through the cycle: hold a Weak.
 //! let echo = std::sync::Arc::downgrade(&server);
 //! server.set_receive_callback(move |sender_id, payload| {
@@ -25,9 +27,11 @@
 //! server.start(0).unwrap(); // port 0: any free port (the examples use 9001)
 //! let port = server.local_addr().unwrap().port();
 //!
-//! let client = WebSocketFacade::create_client(&ClientConfig {
-//!     client_id: "bob".into(), ping_interval: Duration::from_secs(15), path: "/chat".into(), ..Default::default()
-//! }).unwrap();
+//! let mut config = ClientConfig::default();
+//! config.client_id = "bob".into();
+//! config.ping_interval = Duration::from_secs(15);
+//! config.path = "/chat".into();
+//! let client = WebSocketFacade::create_client(&config).unwrap();
 //! let (tx, rx) = mpsc::channel();
 //! let tx = Mutex::new(tx);
 //! client.set_receive_callback(move |data| { let _ = tx.lock().unwrap().send(data.to_vec()); });

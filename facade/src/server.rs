@@ -317,12 +317,10 @@ impl ProtocolServer for WsServer {
             return Err(Error::AlreadyRunning);
         }
         let config = &self.inner.config;
-        let driver_config = ws_mio::ServerConfig {
-            protocol: config.protocol(),
-            threads: config.threads,
-            max_connections: config.max_connections,
-            ..ws_mio::ServerConfig::default()
-        };
+        let mut driver_config = ws_mio::ServerConfig::default();
+        driver_config.protocol = config.protocol();
+        driver_config.threads = config.threads;
+        driver_config.max_connections = config.max_connections;
         let server = ws_mio::Server::bind(
             ("0.0.0.0", port),
             driver_config,

@@ -10,11 +10,12 @@ use facade::{ClientConfig, Error, ProtocolClient, ProtocolServer, ServerConfig, 
 
 /// A started server with one event loop, and its port.
 fn started_server() -> (Arc<dyn ProtocolServer>, u16) {
-    let server = WebSocketFacade::create_server(&ServerConfig {
-        port: 9001,
-        path: "/chat".into(),
-        threads: 1,
-        ..Default::default()
+    let server = WebSocketFacade::create_server(&{
+        let mut config = ServerConfig::default();
+        config.port = 9001;
+        config.path = "/chat".into();
+        config.threads = 1;
+        config
     })
     .unwrap();
     server.start(0).unwrap();
@@ -23,10 +24,11 @@ fn started_server() -> (Arc<dyn ProtocolServer>, u16) {
 }
 
 fn client(id: &str) -> Arc<dyn ProtocolClient> {
-    WebSocketFacade::create_client(&ClientConfig {
-        client_id: id.into(),
-        path: "/chat".into(),
-        ..Default::default()
+    WebSocketFacade::create_client(&{
+        let mut config = ClientConfig::default();
+        config.client_id = id.into();
+        config.path = "/chat".into();
+        config
     })
     .unwrap()
 }

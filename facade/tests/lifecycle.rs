@@ -24,20 +24,22 @@ fn started_on_one_loop() -> (Arc<dyn ProtocolServer>, u16) {
 
 /// A server with `threads` event loops (0: one per core).
 fn server_on_loops(threads: usize) -> Arc<dyn ProtocolServer> {
-    WebSocketFacade::create_server(&ServerConfig {
-        port: 9001,
-        path: "/chat".into(),
-        threads,
-        ..Default::default()
+    WebSocketFacade::create_server(&{
+        let mut config = ServerConfig::default();
+        config.port = 9001;
+        config.path = "/chat".into();
+        config.threads = threads;
+        config
     })
     .unwrap()
 }
 
 fn client(id: &str) -> Arc<dyn facade::ProtocolClient> {
-    WebSocketFacade::create_client(&ClientConfig {
-        client_id: id.into(),
-        path: "/chat".into(),
-        ..Default::default()
+    WebSocketFacade::create_client(&{
+        let mut config = ClientConfig::default();
+        config.client_id = id.into();
+        config.path = "/chat".into();
+        config
     })
     .unwrap()
 }
@@ -91,9 +93,10 @@ fn wrong_path_is_rejected_during_the_upgrade() {
     let server = server();
     server.start(0).unwrap();
     let port = server.local_addr().unwrap().port();
-    let c = WebSocketFacade::create_client(&ClientConfig {
-        path: "/other".into(),
-        ..Default::default()
+    let c = WebSocketFacade::create_client(&{
+        let mut config = ClientConfig::default();
+        config.path = "/other".into();
+        config
     })
     .unwrap();
     let error = c.start("127.0.0.1", port).unwrap_err();
@@ -137,11 +140,12 @@ fn a_dead_server_is_reported_through_the_error_callback() {
         let mut sink = [0u8; 1024];
         while matches!(socket.read(&mut sink), Ok(n) if n > 0) {}
     });
-    let client = WebSocketFacade::create_client(&ClientConfig {
-        client_id: "pinger".into(),
-        ping_interval: Duration::from_millis(100),
-        ping_timeout: Duration::from_millis(300),
-        ..Default::default()
+    let client = WebSocketFacade::create_client(&{
+        let mut config = ClientConfig::default();
+        config.client_id = "pinger".into();
+        config.ping_interval = Duration::from_millis(100);
+        config.ping_timeout = Duration::from_millis(300);
+        config
     })
     .unwrap();
     let (tx, rx) = mpsc::channel();
@@ -330,10 +334,11 @@ fn a_panicking_callback_fails_only_its_connection() {
 
 #[test]
 fn a_zero_server_ping_interval_is_refused() {
-    let result = WebSocketFacade::create_server(&ServerConfig {
-        port: 9001,
-        ping_interval: Some(Duration::ZERO),
-        ..Default::default()
+    let result = WebSocketFacade::create_server(&{
+        let mut config = ServerConfig::default();
+        config.port = 9001;
+        config.ping_interval = Some(Duration::ZERO);
+        config
     });
     assert!(
         matches!(result, Err(Error::InvalidConfig(ConfigError::PingInterval))),

@@ -13,16 +13,7 @@ use ws_proto::{
 
 /// Small limits so that the fuzzer reaches them.
 pub fn config() -> Config {
-    Config {
-        max_frame_size: 16 << 10,
-        max_message_size: 64 << 10,
-        fragment_size: 1000,
-        max_buffered_output: 64 << 10,
-        ping_interval: Some(Duration::from_millis(500)),
-        ping_timeout: Duration::from_millis(700),
-        max_pings_per_second: 50,
-        ..Config::default()
-    }
+    { let mut config = Config::default(); config.max_frame_size = 16 << 10; config.max_message_size = 64 << 10; config.fragment_size = 1000; config.max_buffered_output = 64 << 10; config.ping_interval = Some(Duration::from_millis(500)); config.ping_timeout = Duration::from_millis(700); config.max_pings_per_second = 50; config }
 }
 
 pub const REQUEST: &[u8] = b"GET /chat HTTP/1.1\r\nHost: example.com\r\nUpgrade: websocket\r\n\

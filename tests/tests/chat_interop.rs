@@ -17,11 +17,12 @@ type Events = mpsc::Receiver<String>;
 
 /// The tutorial's chat server on a free port: returns it, its port and its join/leave events.
 fn start_chat_server() -> (Arc<dyn ProtocolServer>, u16, Events) {
-    let server = WebSocketFacade::create_server(&ServerConfig {
-        port: 9001,
-        path: "/chat".into(),
-        server_id: "chat-server".into(),
-        ..Default::default()
+    let server = WebSocketFacade::create_server(&{
+        let mut config = ServerConfig::default();
+        config.port = 9001;
+        config.path = "/chat".into();
+        config.server_id = "chat-server".into();
+        config
     })
     .expect("create_server");
 

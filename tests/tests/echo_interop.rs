@@ -57,11 +57,12 @@ enum Seen {
 
 /// A facade client with every callback recording into a channel.
 fn facade_client(client_id: &str, path: &str) -> (Arc<dyn ProtocolClient>, mpsc::Receiver<Seen>) {
-    let client = WebSocketFacade::create_client(&ClientConfig {
-        client_id: client_id.into(),
-        ping_interval: Duration::from_secs(15),
-        path: path.into(),
-        ..Default::default()
+    let client = WebSocketFacade::create_client(&{
+        let mut config = ClientConfig::default();
+        config.client_id = client_id.into();
+        config.ping_interval = Duration::from_secs(15);
+        config.path = path.into();
+        config
     })
     .expect("create_client");
     let (tx, rx) = mpsc::channel();

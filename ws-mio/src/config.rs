@@ -31,10 +31,12 @@ pub enum BackpressurePolicy {
 ///
 /// ```
 /// use ws_mio::ServerConfig;
-/// let config = ServerConfig { threads: 2, ..ServerConfig::default() };
+/// let mut config = ServerConfig::default();
+/// config.threads = 2;
 /// assert_eq!(config.protocol.max_message_size, 64 << 20);
 /// ```
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct ServerConfig {
     /// Protocol limits and timeouts of every connection (see [`ws_proto::Config`]); its
     /// `max_buffered_output` (default 1 MiB) is the per-connection outgoing buffer limit.
@@ -74,6 +76,7 @@ impl Default for ServerConfig {
 /// assert_eq!(config.connect_timeout, Duration::from_secs(10));
 /// ```
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct ClientConfig {
     /// Protocol limits, timeouts, keepalive, subprotocols offered.
     pub protocol: ws_proto::Config,

@@ -17,11 +17,9 @@ const MAX_SENDS: usize = 10_000;
 
 fn server(policy: BackpressurePolicy) -> (Server, Probe) {
     let (factory, probe) = Recording::new(false);
-    let mut config = ServerConfig {
-        threads: 1,
-        backpressure: policy,
-        ..ServerConfig::default()
-    };
+    let mut config = ServerConfig::default();
+    config.threads = 1;
+    config.backpressure = policy;
     config.protocol.max_buffered_output = LIMIT;
     if let BackpressurePolicy::Close(_) = policy {
         // The failed connection's close frame sits behind data the peer never reads: it ends
@@ -288,10 +286,8 @@ impl ws_mio::Handler for Blocking {
 fn broadcasts_to_a_busy_loop_are_bounded() {
     let (entered_tx, entered_rx) = std::sync::mpsc::channel();
     let (release_tx, release_rx) = std::sync::mpsc::channel();
-    let mut config = ServerConfig {
-        threads: 1,
-        ..ServerConfig::default()
-    };
+    let mut config = ServerConfig::default();
+    config.threads = 1;
     config.protocol.max_buffered_output = LIMIT;
     let handler = Blocking {
         entered: entered_tx,

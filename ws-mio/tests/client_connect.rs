@@ -13,10 +13,9 @@ use ws_mio::ws_proto::{Error, TimeoutKind};
 use ws_mio::{Client, ClientConfig, ConnectError, DriverError, Server, ServerConfig};
 
 fn client_config(connect_timeout: Duration) -> ClientConfig {
-    ClientConfig {
-        connect_timeout,
-        ..ClientConfig::default()
-    }
+    let mut config = ClientConfig::default();
+    config.connect_timeout = connect_timeout;
+    config
 }
 
 #[test]
@@ -50,10 +49,8 @@ fn connecting_to_a_closed_port_fails() {
 #[test]
 fn connecting_to_another_path_is_refused_with_404() {
     let (server_factory, server_probe) = Recording::new(true);
-    let mut config = ServerConfig {
-        threads: 1,
-        ..ServerConfig::default()
-    };
+    let mut config = ServerConfig::default();
+    config.threads = 1;
     config.protocol.path = Some("/chat".into());
     let server = Server::bind("127.0.0.1:0", config, server_factory).unwrap();
     let addr = server.local_addr();
@@ -165,10 +162,8 @@ impl ws_mio::Factory for RejectByPath {
 #[test]
 fn handler_rejections_answer_with_their_status_or_500() {
     use std::io::{Read, Write};
-    let config = ServerConfig {
-        threads: 1,
-        ..ServerConfig::default()
-    };
+    let mut config = ServerConfig::default();
+    config.threads = 1;
     let server = Server::bind("127.0.0.1:0", config, RejectByPath).unwrap();
     let addr = server.local_addr();
     for (asked, answered) in [

@@ -45,10 +45,8 @@ impl Handler for ClientSide {
 #[test]
 fn callback_sends_through_a_session_of_another_loop() {
     let server_side = ServerSide::default();
-    let config = ServerConfig {
-        threads: 1,
-        ..ServerConfig::default()
-    };
+    let mut config = ServerConfig::default();
+    config.threads = 1;
     let server = Server::bind("127.0.0.1:0", config, server_side.clone()).unwrap();
     let (tx, rx) = mpsc::channel();
     let url = format!("ws://{}/", server.local_addr());

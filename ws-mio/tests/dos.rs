@@ -36,7 +36,7 @@ use common::{
 use ws_mio::ws_proto::handshake::{
     parse_request, HandshakeError, HandshakeLimits, HeadReader, UpgradeRequest,
 };
-use ws_mio::ws_proto::{Config, Error, ProtocolError, TimeoutKind};
+use ws_mio::ws_proto::{Error, ProtocolError, TimeoutKind};
 use ws_mio::{
     Decision, Disconnect, DriverError, Factory, Handler, Message, Server, ServerConfig, Session,
 };
@@ -136,18 +136,12 @@ fn kib(bytes: usize) -> String {
 
 /// One loop, and the handshake limits spelled out (they are the defaults).
 fn small_config() -> ServerConfig {
-    ServerConfig {
-        threads: 1,
-        protocol: Config {
-            handshake_limits: HandshakeLimits {
-                max_line: 8 << 10,
-                max_headers: 128,
-                max_head: 64 << 10,
-            },
-            ..Config::default()
-        },
-        ..ServerConfig::default()
-    }
+    let mut config = ServerConfig::default();
+    config.threads = 1;
+    config.protocol.handshake_limits.max_line = 8 << 10;
+    config.protocol.handshake_limits.max_headers = 128;
+    config.protocol.handshake_limits.max_head = 64 << 10;
+    config
 }
 
 /// A 2xx/4xx response head read from a raw socket (bounded by the socket's read timeout).

@@ -22,10 +22,8 @@ fn open_descriptors() -> u64 {
 #[test]
 fn accepting_resumes_after_file_descriptors_run_out() {
     let (factory, probe) = Recording::new(true);
-    let config = ServerConfig {
-        threads: 1,
-        ..ServerConfig::default()
-    };
+    let mut config = ServerConfig::default();
+    config.threads = 1;
     let server = Server::bind("127.0.0.1:0", config, factory).unwrap();
     let addr = server.local_addr();
 

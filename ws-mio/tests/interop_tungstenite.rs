@@ -29,21 +29,18 @@ fn tungstenite_config() -> WebSocketConfig {
 }
 
 fn protocol_config() -> ws_mio::ws_proto::Config {
-    ws_mio::ws_proto::Config {
-        max_frame_size: 32 << 20,
-        max_message_size: 64 << 20,
-        max_buffered_output: 32 << 20,
-        ..Default::default()
-    }
+    let mut config = ws_mio::ws_proto::Config::default();
+    config.max_frame_size = 32 << 20;
+    config.max_message_size = 64 << 20;
+    config.max_buffered_output = 32 << 20;
+    config
 }
 
 fn echo_server() -> (Server, Probe) {
     let (factory, probe) = Recording::new(true);
-    let config = ServerConfig {
-        protocol: protocol_config(),
-        threads: 2,
-        ..ServerConfig::default()
-    };
+    let mut config = ServerConfig::default();
+    config.protocol = protocol_config();
+    config.threads = 2;
     let server = Server::bind("127.0.0.1:0", config, factory).expect("bind");
     (server, probe)
 }
@@ -146,11 +143,9 @@ fn tungstenite_echo(mut ws: WebSocket<TcpStream>) -> Option<CloseFrame> {
 
 fn our_client(addr: SocketAddr) -> (Client, Probe) {
     let (handler, probe) = Recorder::new(false);
-    let config = ClientConfig {
-        protocol: protocol_config(),
-        connect_timeout: Duration::from_secs(5),
-        ..ClientConfig::default()
-    };
+    let mut config = ClientConfig::default();
+    config.protocol = protocol_config();
+    config.connect_timeout = Duration::from_secs(5);
     let client = Client::connect(&format!("ws://{addr}/"), config, handler).expect("connect");
     (client, probe)
 }

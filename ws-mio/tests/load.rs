@@ -28,10 +28,8 @@ fn check_open_files_limit() {
 
 fn server() -> (Server, std::sync::Arc<std::sync::Mutex<common::Tally>>) {
     let (factory, tally) = Recording::counting(true);
-    let config = ServerConfig {
-        threads: 2,
-        ..ServerConfig::default()
-    };
+    let mut config = ServerConfig::default();
+    config.threads = 2;
     (Server::bind("127.0.0.1:0", config, factory).unwrap(), tally)
 }
 

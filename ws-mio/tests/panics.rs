@@ -28,10 +28,8 @@ impl Handler for Fragile {
 
 /// A server with one event loop (so that a panic there would take everyone down with it).
 fn one_loop_server(factory: impl Factory) -> Server {
-    let config = ServerConfig {
-        threads: 1,
-        ..ServerConfig::default()
-    };
+    let mut config = ServerConfig::default();
+    config.threads = 1;
     Server::bind("127.0.0.1:0", config, factory).unwrap()
 }
 

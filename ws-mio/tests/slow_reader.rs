@@ -160,10 +160,8 @@ impl Handler for MeasuredEcho {
 
 /// An echo server with two loops and the default limits (`max_pings_per_second` aside).
 fn echo_server(max_pings_per_second: u32) -> (Server, Arc<Measures>, mpsc::Receiver<Disconnect>) {
-    let mut config = ServerConfig {
-        threads: 2,
-        ..ServerConfig::default()
-    };
+    let mut config = ServerConfig::default();
+    config.threads = 2;
     assert_eq!(config.protocol.max_buffered_output, LIMIT);
     config.protocol.max_pings_per_second = max_pings_per_second;
     let measures = Arc::new(Measures::default());
@@ -404,10 +402,8 @@ fn spawn_gated_reader(
 fn on_drain_comes_once_the_peer_reads_and_sending_goes_on() {
     const ROUNDS: usize = 3;
     let _serial = serial();
-    let config = ServerConfig {
-        threads: 2,
-        ..ServerConfig::default()
-    };
+    let mut config = ServerConfig::default();
+    config.threads = 2;
     let (opened_tx, opened) = mpsc::channel();
     let (drains_tx, drains) = mpsc::channel();
     let (closed_tx, closed) = mpsc::channel();

@@ -19,10 +19,8 @@ use ws_mio::{
 #[test]
 fn an_incomplete_handshake_is_cut_at_the_handshake_timeout() {
     let (factory, probe) = Recording::new(true);
-    let mut config = ServerConfig {
-        threads: 1,
-        ..ServerConfig::default()
-    };
+    let mut config = ServerConfig::default();
+    config.threads = 1;
     // Long enough for the good client's handshake on a loaded machine: it runs the same timer.
     let timeout = Duration::from_secs(1);
     config.protocol.handshake_timeout = Some(timeout);
@@ -69,10 +67,8 @@ fn an_incomplete_handshake_is_cut_at_the_handshake_timeout() {
 #[test]
 fn a_dead_peer_is_detected_by_the_pong_timeout() {
     let (factory, probe) = Recording::new(false);
-    let mut config = ServerConfig {
-        threads: 1,
-        ..ServerConfig::default()
-    };
+    let mut config = ServerConfig::default();
+    config.threads = 1;
     config.protocol.ping_interval = Some(Duration::from_millis(100));
     config.protocol.ping_timeout = Duration::from_millis(300);
     config.protocol.close_timeout = Duration::from_millis(500);
@@ -110,10 +106,8 @@ fn a_dead_peer_is_detected_by_the_pong_timeout() {
 #[test]
 fn a_peer_that_answers_pings_stays_connected() {
     let (factory, probe) = Recording::new(false);
-    let mut config = ServerConfig {
-        threads: 1,
-        ..ServerConfig::default()
-    };
+    let mut config = ServerConfig::default();
+    config.threads = 1;
     config.protocol.ping_interval = Some(Duration::from_millis(50));
     config.protocol.ping_timeout = Duration::from_secs(5);
     let server = Server::bind("127.0.0.1:0", config, factory).unwrap();
@@ -143,11 +137,9 @@ fn stop_closes_every_open_connection_exactly_once_within_its_timeout() {
     let (factory, probe) = Recording::new(false);
     // Room for the responsive peers' threads to answer on a loaded machine.
     let stop_timeout = Duration::from_secs(3);
-    let config = ServerConfig {
-        threads: 2,
-        stop_timeout,
-        ..ServerConfig::default()
-    };
+    let mut config = ServerConfig::default();
+    config.threads = 2;
+    config.stop_timeout = stop_timeout;
     let server = Server::bind("127.0.0.1:0", config, factory).unwrap();
     let addr = server.local_addr();
 
@@ -260,11 +252,9 @@ impl Handler for Stopper {
 #[test]
 fn stop_after_a_stop_from_a_callback_waits_for_the_loops() {
     let (recording, probe) = Recording::new(false);
-    let config = ServerConfig {
-        threads: 2,
-        stop_timeout: Duration::from_millis(500),
-        ..ServerConfig::default()
-    };
+    let mut config = ServerConfig::default();
+    config.threads = 2;
+    config.stop_timeout = Duration::from_millis(500);
     let server_slot = Arc::new(OnceLock::new());
     let factory = StopOnMessage {
         server: Arc::clone(&server_slot),

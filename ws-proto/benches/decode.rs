@@ -71,11 +71,9 @@ fn build_wire(size: usize, count: usize) -> Wire {
 
 /// A server connection past the opening handshake.
 fn open_server() -> Connection {
-    let config = Config {
-        max_frame_size: MAX_FRAME,
-        max_message_size: MAX_MESSAGE,
-        ..Config::default()
-    };
+    let mut config = Config::default();
+    config.max_frame_size = MAX_FRAME;
+    config.max_message_size = MAX_MESSAGE;
     let now = Instant::now();
     let mut server = Connection::server(config, now);
     server.receive(REQUEST, now);

@@ -170,16 +170,12 @@ fn main() {
 
     // The client splits outgoing messages into frames of at most 16 payload bytes, so the
     // fragmentation is visible; the server only accepts the path /chat and speaks "chat".
-    let client_config = Config {
-        fragment_size: 16,
-        subprotocols: vec!["chat".into()],
-        ..Config::default()
-    };
-    let server_config = Config {
-        path: Some("/chat".into()),
-        subprotocols: vec!["chat".into()],
-        ..Config::default()
-    };
+    let mut client_config = Config::default();
+    client_config.fragment_size = 16;
+    client_config.subprotocols = vec!["chat".into()];
+    let mut server_config = Config::default();
+    server_config.path = Some("/chat".into());
+    server_config.subprotocols = vec!["chat".into()];
     let mut request = ClientRequest::new("localhost:9001", "/chat");
     request
         .headers

@@ -8,19 +8,19 @@ use crate::handshake::HandshakeLimits;
 
 /// Limits, timeouts and negotiation settings of a [`Connection`](crate::Connection).
 ///
-/// Every field has a default chosen for a server on the open internet; change the ones you need:
+/// Every field has a default chosen for a server on the open internet; change the ones you need
+/// (the struct is `#[non_exhaustive]`: start from the default, fields may be added):
 ///
 /// ```
 /// use std::time::Duration;
 /// use ws_proto::Config;
-/// let config = Config {
-///     max_message_size: 1 << 20,
-///     ping_interval: Some(Duration::from_secs(15)),
-///     ..Config::default()
-/// };
+/// let mut config = Config::default();
+/// config.max_message_size = 1 << 20;
+/// config.ping_interval = Some(Duration::from_secs(15));
 /// assert_eq!(config.max_frame_size, 16 << 20);
 /// ```
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct Config {
     /// Largest accepted frame payload; a bigger declared length fails the connection with 1009
     /// before any of it is buffered. Default 16 MiB.

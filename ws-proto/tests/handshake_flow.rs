@@ -60,9 +60,10 @@ mod rfc_example {
     #[test]
     fn server_answers_the_rfc_request_byte_for_byte() {
         let mut server = Connection::server(
-            Config {
-                subprotocols: vec!["chat".into()],
-                ..Config::default()
+            {
+                let mut config = Config::default();
+                config.subprotocols = vec!["chat".into()];
+                config
             },
             t0(),
         );
@@ -365,9 +366,10 @@ mod refusals {
     /// §4.2.1 item 1: the Request-URI may be an absolute http(s) URI holding the resource name.
     #[test]
     fn absolute_uri_target_is_matched_on_its_path() {
-        let config = || Config {
-            path: Some("/chat".into()),
-            ..Config::default()
+        let config = || {
+            let mut config = Config::default();
+            config.path = Some("/chat".into());
+            config
         };
         for target in ["http://server.example.com/chat", "HTTPS://h:443/chat?x=/y"] {
             let mut server = Connection::server(config(), t0());
@@ -426,10 +428,8 @@ mod refusals {
 
     #[test]
     fn wrong_path_gets_404_and_a_handshake_error() {
-        let config = Config {
-            path: Some("/chat".into()),
-            ..Config::default()
-        };
+        let mut config = Config::default();
+        config.path = Some("/chat".into());
         let mut server = Connection::server(config.clone(), t0());
         server.receive(&upgrade_request("/other", &[]), t0());
         assert_eq!(
@@ -587,14 +587,10 @@ mod subprotocols {
         supported: &[&str],
         choice: Option<&str>,
     ) -> (Option<String>, Option<String>) {
-        let client_config = Config {
-            subprotocols: offered.iter().map(|s| s.to_string()).collect(),
-            ..Config::default()
-        };
-        let server_config = Config {
-            subprotocols: supported.iter().map(|s| s.to_string()).collect(),
-            ..Config::default()
-        };
+        let mut client_config = Config::default();
+        client_config.subprotocols = offered.iter().map(|s| s.to_string()).collect();
+        let mut server_config = Config::default();
+        server_config.subprotocols = supported.iter().map(|s| s.to_string()).collect();
         let mut client = new_client(client_config);
         let mut server = Connection::server(server_config, t0());
         pump(&mut client, &mut server);
@@ -651,9 +647,10 @@ mod subprotocols {
 
     #[test]
     fn client_fails_on_a_protocol_it_did_not_offer() {
-        let mut client = new_client(Config {
-            subprotocols: vec!["chat".into()],
-            ..Config::default()
+        let mut client = new_client({
+            let mut config = Config::default();
+            config.subprotocols = vec!["chat".into()];
+            config
         });
         let request = drain(&mut client);
         client.receive(
@@ -753,10 +750,9 @@ mod extensions {
     }
 
     fn with_invert() -> Config {
-        Config {
-            extensions: vec![Arc::new(InvertFactory)],
-            ..Config::default()
-        }
+        let mut config = Config::default();
+        config.extensions = vec![Arc::new(InvertFactory)];
+        config
     }
 
     fn invert_offer() -> ExtensionOffer {
@@ -823,10 +819,8 @@ mod extensions {
 
     #[test]
     fn only_the_first_fragment_carries_the_bit() {
-        let config = Config {
-            fragment_size: 4,
-            ..with_invert()
-        };
+        let mut config = with_invert();
+        config.fragment_size = 4;
         let (mut client, mut server) = connected_pair(config.clone(), config);
         server.send_text("abcdefghij").unwrap();
         let wire = drain(&mut server);

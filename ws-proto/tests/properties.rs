@@ -566,7 +566,8 @@ proptest! {
         fragment in prop_oneof![1usize..50, 1000usize..5000, Just(64 << 10)],
         client_to_server: bool,
     ) {
-        let config = Config { fragment_size: fragment, ..Config::default() };
+        let mut config = Config::default();
+        config.fragment_size = fragment;
         let (mut client, mut server) = connected_pair(config.clone(), config);
         let (sender, receiver) = if client_to_server {
             (&mut client, &mut server)
@@ -588,7 +589,7 @@ proptest! {
         commands in vec((0u8..5, vec(any::<u8>(), 0..140), 0u16..5100), 0..20),
         fragment in 1usize..300,
     ) {
-        let mut conn = open(role, Config { fragment_size: fragment, ..Config::default() });
+        let mut conn = open(role, { let mut config = Config::default(); config.fragment_size = fragment; config });
         for (kind, data, code) in &commands {
             let _ = match kind {
                 0 => conn.send_text(String::from_utf8_lossy(data).into_owned()),

@@ -142,10 +142,8 @@ mod receiving {
     #[test]
     fn message_over_max_message_size_across_fragments_fails_with_1009() {
         for role in ROLES {
-            let config = Config {
-                max_message_size: 10,
-                ..Config::default()
-            };
+            let mut config = Config::default();
+            config.max_message_size = 10;
             let mut conn = open(role, config);
             conn.receive(&incoming(role, Frame::binary([0; 6]).fin(false)), t0());
             conn.receive(&incoming(role, Frame::cont([0; 4]).fin(false)), t0());
@@ -165,10 +163,8 @@ mod receiving {
     #[test]
     fn message_of_exactly_max_message_size_is_accepted() {
         for role in ROLES {
-            let config = Config {
-                max_message_size: 10,
-                ..Config::default()
-            };
+            let mut config = Config::default();
+            config.max_message_size = 10;
             let mut conn = open(role, config);
             conn.receive(
                 &incoming_all(
@@ -189,9 +185,10 @@ mod receiving {
     /// fails with 1009 on the header of the fragment that would pass the limit.
     #[test]
     fn message_of_exactly_max_message_size_is_accepted_when_streamed() {
-        let config = || Config {
-            max_message_size: 300,
-            ..Config::default()
+        let config = || {
+            let mut config = Config::default();
+            config.max_message_size = 300;
+            config
         };
         for role in ROLES {
             let mut conn = open(role, config());
@@ -234,9 +231,10 @@ mod receiving {
     /// header comes alone.
     #[test]
     fn single_frame_over_max_message_size_fails_with_1009() {
-        let config = || Config {
-            max_message_size: 300,
-            ..Config::default()
+        let config = || {
+            let mut config = Config::default();
+            config.max_message_size = 300;
+            config
         };
         for role in ROLES {
             for text in [false, true] {
@@ -263,10 +261,8 @@ mod receiving {
     #[test]
     fn control_frames_do_not_count_towards_the_message_size() {
         for role in ROLES {
-            let config = Config {
-                max_message_size: 10,
-                ..Config::default()
-            };
+            let mut config = Config::default();
+            config.max_message_size = 10;
             let mut conn = open(role, config);
             conn.receive(
                 &incoming_all(
@@ -315,13 +311,11 @@ mod sending {
     #[test]
     fn small_message_over_fragment_size_goes_out_in_three_frames() {
         for role in ROLES {
-            let mut conn = open(
-                role,
-                Config {
-                    fragment_size: 10,
-                    ..Config::default()
-                },
-            );
+            let mut conn = open(role, {
+                let mut config = Config::default();
+                config.fragment_size = 10;
+                config
+            });
             let data = pattern(25);
             conn.send_binary(data.clone()).unwrap();
             let frames = sent(&mut conn);
@@ -346,13 +340,11 @@ mod sending {
     #[test]
     fn large_message_over_fragment_size() {
         for role in ROLES {
-            let mut conn = open(
-                role,
-                Config {
-                    fragment_size: 1000,
-                    ..Config::default()
-                },
-            );
+            let mut conn = open(role, {
+                let mut config = Config::default();
+                config.fragment_size = 1000;
+                config
+            });
             let data = pattern(10_000);
             conn.send_binary(data.clone()).unwrap();
             let frames = sent(&mut conn);
@@ -365,13 +357,11 @@ mod sending {
     #[test]
     fn large_message_not_a_multiple_of_fragment_size() {
         for role in ROLES {
-            let mut conn = open(
-                role,
-                Config {
-                    fragment_size: 4096,
-                    ..Config::default()
-                },
-            );
+            let mut conn = open(role, {
+                let mut config = Config::default();
+                config.fragment_size = 4096;
+                config
+            });
             let data = pattern(10_000);
             conn.send_binary(data.clone()).unwrap();
             assert_sent(&mut conn, &expected_frames(BINARY, &data, 4096));
@@ -381,9 +371,10 @@ mod sending {
     #[test]
     fn client_masks_each_fragment_with_its_own_key() {
         for (fragment_size, len) in [(10, 25), (1000, 10_000)] {
-            let mut client = open_client(Config {
-                fragment_size,
-                ..Config::default()
+            let mut client = open_client({
+                let mut config = Config::default();
+                config.fragment_size = fragment_size;
+                config
             });
             let data = pattern(len);
             client.send_binary(data.clone()).unwrap();
@@ -409,13 +400,11 @@ mod sending {
     fn message_of_exactly_fragment_size_is_one_frame() {
         for role in ROLES {
             for len in [10, 5000] {
-                let mut conn = open(
-                    role,
-                    Config {
-                        fragment_size: len,
-                        ..Config::default()
-                    },
-                );
+                let mut conn = open(role, {
+                    let mut config = Config::default();
+                    config.fragment_size = len;
+                    config
+                });
                 conn.send_binary(pattern(len)).unwrap();
                 assert_sent(&mut conn, &[Frame::binary(pattern(len))]);
             }
@@ -426,9 +415,10 @@ mod sending {
     fn text_fragments_may_split_a_code_point() {
         // The sender splits bytes, not characters; the receiver's validator copes (see
         // rfc_utf8.rs).
-        let mut server = open_server(Config {
-            fragment_size: 3,
-            ..Config::default()
+        let mut server = open_server({
+            let mut config = Config::default();
+            config.fragment_size = 3;
+            config
         });
         let text = "κόσμε"; // 10 bytes of 2-byte sequences
         server.send_text(text).unwrap();
@@ -447,13 +437,11 @@ mod sending {
     #[test]
     fn control_frames_may_go_out_between_messages_of_any_size() {
         for role in ROLES {
-            let mut conn = open(
-                role,
-                Config {
-                    fragment_size: 1000,
-                    ..Config::default()
-                },
-            );
+            let mut conn = open(role, {
+                let mut config = Config::default();
+                config.fragment_size = 1000;
+                config
+            });
             conn.send_binary(pattern(5000)).unwrap();
             conn.ping(b"p").unwrap();
             conn.send_text("after").unwrap();

@@ -90,9 +90,10 @@ mod examples {
 
     #[test]
     fn server_sends_fragmented_text_like_the_rfc() {
-        let mut server = open_server(Config {
-            fragment_size: 3,
-            ..Config::default()
+        let mut server = open_server({
+            let mut config = Config::default();
+            config.fragment_size = 3;
+            config
         });
         server.send_text("Hello").unwrap();
         let mut expected = HEL.to_vec();
@@ -464,9 +465,10 @@ mod control_frames {
     /// (1002) even when it is also over a small `max_frame_size`.
     #[test]
     fn bad_control_frame_is_1002_even_over_a_small_max_frame_size() {
-        let config = || Config {
-            max_frame_size: 100,
-            ..Config::default()
+        let config = || {
+            let mut config = Config::default();
+            config.max_frame_size = 100;
+            config
         };
         for role in ROLES {
             let mut conn = open(role, config());
@@ -553,10 +555,8 @@ mod limits {
     #[test]
     fn frame_one_byte_over_max_frame_size_fails_with_1009() {
         for role in ROLES {
-            let config = Config {
-                max_frame_size: 100,
-                ..Config::default()
-            };
+            let mut config = Config::default();
+            config.max_frame_size = 100;
             let mut conn = open(role, config.clone());
             conn.receive(&incoming(role, Frame::binary(vec![0; 100])), t0());
             assert_eq!(events(&mut conn), [Event::Binary(vec![0; 100])]);
@@ -584,10 +584,8 @@ mod limits {
     fn frame_of_exactly_max_frame_size_is_accepted_when_streamed() {
         for role in ROLES {
             for max in [125, 126, 70_000] {
-                let config = Config {
-                    max_frame_size: max,
-                    ..Config::default()
-                };
+                let mut config = Config::default();
+                config.max_frame_size = max;
                 let payload: Vec<u8> = (0..max).map(|i| i as u8).collect();
                 let mut conn = open(role, config.clone());
                 let got = receive_streamed(&mut conn, Frame::binary(payload.clone()), max / 3 + 1);
@@ -651,10 +649,8 @@ mod output_limit {
     fn sends_over_max_buffered_output_are_refused_until_the_output_drains() {
         for role in ROLES {
             let limit = 100;
-            let config = Config {
-                max_buffered_output: limit,
-                ..Config::default()
-            };
+            let mut config = Config::default();
+            config.max_buffered_output = limit;
             let mut conn = open(role, config);
             let mut wire = Vec::new();
 

@@ -35,10 +35,8 @@ fn pattern(len: usize) -> Vec<u8> {
 
 #[test]
 fn full_session_closed_by_the_client() {
-    let small_fragments = Config {
-        fragment_size: 5,
-        ..Config::default()
-    };
+    let mut small_fragments = Config::default();
+    small_fragments.fragment_size = 5;
     let (mut client, mut server) = connected_pair(small_fragments.clone(), small_fragments);
 
     // Fragmented text both ways (5-byte fragments split the multi-byte characters).
@@ -104,10 +102,8 @@ fn full_session_closed_by_the_client() {
 #[test]
 fn sixteen_mib_binary_both_ways() {
     // Room for a control frame queued behind the whole message.
-    let roomy = Config {
-        max_buffered_output: 32 << 20,
-        ..Config::default()
-    };
+    let mut roomy = Config::default();
+    roomy.max_buffered_output = 32 << 20;
     let (mut client, mut server) = connected_pair(roomy.clone(), roomy);
     let big = pattern(16 << 20);
 

@@ -47,9 +47,10 @@ mod handshake_timeout {
     #[test]
     fn server_gives_up_on_an_application_that_never_decides() {
         let mut server = Connection::server(
-            Config {
-                handshake_timeout: Some(secs(3)),
-                ..Config::default()
+            {
+                let mut config = Config::default();
+                config.handshake_timeout = Some(secs(3));
+                config
             },
             t0(),
         );
@@ -95,9 +96,10 @@ mod handshake_timeout {
     #[test]
     fn no_handshake_timeout_configured() {
         let mut server = Connection::server(
-            Config {
-                handshake_timeout: None,
-                ..Config::default()
+            {
+                let mut config = Config::default();
+                config.handshake_timeout = None;
+                config
             },
             t0(),
         );
@@ -118,13 +120,11 @@ mod close_timeout {
     /// `Duration::MAX` (or any timeout too large for `Instant`) means "never", not a panic.
     #[test]
     fn timeouts_too_large_for_instant_mean_never() {
-        let config = Config {
-            handshake_timeout: Some(Duration::MAX),
-            close_timeout: Duration::MAX,
-            ping_interval: Some(Duration::MAX),
-            ping_timeout: Duration::MAX,
-            ..Config::default()
-        };
+        let mut config = Config::default();
+        config.handshake_timeout = Some(Duration::MAX);
+        config.close_timeout = Duration::MAX;
+        config.ping_interval = Some(Duration::MAX);
+        config.ping_timeout = Duration::MAX;
         let server = Connection::server(config.clone(), t0());
         assert_eq!(server.poll_timeout(), None);
         for role in ROLES {
@@ -165,9 +165,10 @@ mod close_timeout {
 
     #[test]
     fn client_stops_waiting_for_the_servers_eof() {
-        let mut client = open_client(Config {
-            close_timeout: secs(2),
-            ..Config::default()
+        let mut client = open_client({
+            let mut config = Config::default();
+            config.close_timeout = secs(2);
+            config
         });
         client.receive(&Frame::close(1000, "").encode(), t0());
         assert_eq!(events(&mut client).len(), 1);
@@ -244,11 +245,10 @@ mod keepalive {
     use super::*;
 
     fn keepalive() -> Config {
-        Config {
-            ping_interval: Some(secs(5)),
-            ping_timeout: secs(3),
-            ..Config::default()
-        }
+        let mut config = Config::default();
+        config.ping_interval = Some(secs(5));
+        config.ping_timeout = secs(3);
+        config
     }
 
     /// A zero interval is no keepalive: a deadline of "now + 0" would always be due, and a
@@ -256,10 +256,8 @@ mod keepalive {
     #[test]
     fn a_zero_interval_means_no_keepalive() {
         for role in ROLES {
-            let config = Config {
-                ping_interval: Some(Duration::ZERO),
-                ..Config::default()
-            };
+            let mut config = Config::default();
+            config.ping_interval = Some(Duration::ZERO);
             let mut conn = open(role, config);
             conn.handle_timeout(t0());
             assert_eq!(conn.poll_timeout(), None, "{role:?}");
@@ -424,10 +422,11 @@ mod keepalive {
     fn poll_timeout_is_the_earliest_deadline() {
         // Pong timeout (3s) earlier than the next ping (5s) was checked in `pinged`; here the
         // next ping comes before the pong timeout.
-        let mut server = open_server(Config {
-            ping_interval: Some(secs(2)),
-            ping_timeout: secs(30),
-            ..Config::default()
+        let mut server = open_server({
+            let mut config = Config::default();
+            config.ping_interval = Some(secs(2));
+            config.ping_timeout = secs(30);
+            config
         });
         server.handle_timeout(t0());
         assert_eq!(server.poll_timeout(), Some(t0() + secs(2)));
@@ -451,10 +450,9 @@ mod ping_flood {
     use super::*;
 
     fn limited() -> Config {
-        Config {
-            max_pings_per_second: 3,
-            ..Config::default()
-        }
+        let mut config = Config::default();
+        config.max_pings_per_second = 3;
+        config
     }
 
     #[test]
@@ -513,12 +511,10 @@ mod ping_flood {
 fn close_cancels_the_pending_pong_timeout() {
     use std::time::Duration;
     use ws_proto::{Config, Event, State};
-    let config = Config {
-        ping_interval: Some(Duration::from_millis(100)),
-        ping_timeout: Duration::from_millis(200),
-        close_timeout: Duration::from_secs(10),
-        ..Config::default()
-    };
+    let mut config = Config::default();
+    config.ping_interval = Some(Duration::from_millis(100));
+    config.ping_timeout = Duration::from_millis(200);
+    config.close_timeout = Duration::from_secs(10);
     let t0 = common::t0();
     let mut server = common::open_server(config);
     server.handle_timeout(t0); // starts the keepalive timer

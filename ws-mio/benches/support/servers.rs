@@ -119,11 +119,9 @@ impl Handler for Echo {
 }
 
 fn start_ws_mio(addr: SocketAddr, threads: usize) -> io::Result<RunningServer> {
-    let config = ServerConfig {
-        threads,
-        stop_timeout: Duration::from_secs(2),
-        ..ServerConfig::default()
-    };
+    let mut config = ServerConfig::default();
+    config.threads = threads;
+    config.stop_timeout = Duration::from_secs(2);
     let server = Server::bind(addr, config, Echo)?;
     Ok(RunningServer {
         addr: server.local_addr(),

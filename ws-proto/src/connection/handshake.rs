@@ -300,7 +300,8 @@ impl Connection {
     /// use std::time::Instant;
     /// use ws_proto::{Config, Connection, Event};
     /// let now = Instant::now();
-    /// let config = Config { plain_http: true, ..Config::default() };
+    /// let mut config = Config::default();
+    /// config.plain_http = true;
     /// let mut server = Connection::server(config, now);
     /// server.receive(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n", now);
     /// assert!(matches!(server.poll_event(), Some(Event::HttpRequest(r)) if r.path == "/"));

@@ -68,7 +68,9 @@ enum Phase {
 ///
 /// let now = Instant::now();
 /// let mut client = Connection::client(Config::default(), ClientRequest::new("example.com", "/chat"), now);
-/// let mut server = Connection::server(Config { path: Some("/chat".into()), ..Config::default() }, now);
+/// let mut server_config = Config::default();
+/// server_config.path = Some("/chat".into());
+/// let mut server = Connection::server(server_config, now);
 ///
 /// // Moves every pending byte from one side to the other.
 /// fn pump(from: &mut Connection, to: &mut Connection, now: Instant) {

@@ -101,10 +101,12 @@ pub fn generate_key() -> String {
 ///
 /// ```
 /// use ws_proto::handshake::HandshakeLimits;
-/// let strict = HandshakeLimits { max_headers: 32, ..HandshakeLimits::default() };
+/// let mut strict = HandshakeLimits::default();
+/// strict.max_headers = 32;
 /// assert_eq!(strict.max_line, 8192);
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct HandshakeLimits {
     /// Maximum length of one line (request, status or header line), line
     /// ending excluded. Default 8192.

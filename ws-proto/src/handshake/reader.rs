@@ -634,10 +634,8 @@ mod tests {
         assert_eq!(err.http_status(), Some(431));
 
         // The limit includes the final blank line: exactly max_head is fine.
-        let small = HandshakeLimits {
-            max_head: 40,
-            ..limits
-        };
+        let mut small = limits;
+        small.max_head = 40;
         let exact = b"GET / HTTP/1.1\r\nHost: abcdefghijklmn\r\n\r\n";
         assert_eq!(exact.len(), 40);
         assert_eq!(feed_all_ways(small, exact).unwrap().1, 40);
