@@ -196,6 +196,19 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_code_converts_compares_and_prints_as_its_number() {
+        let code = CloseCode::new(4321).unwrap();
+        assert_eq!(u16::from(code), 4321);
+        assert!(code == 4321 && code != 4322);
+        assert_eq!(code.to_string(), "4321");
+        assert_eq!(CloseCode::try_from(999), Err(InvalidCloseCode(999)));
+        assert_eq!(
+            InvalidCloseCode(999).to_string(),
+            "close code 999 may not be sent"
+        );
+    }
+
+    #[test]
     fn code_classes() {
         // The codes Autobahn case 7.7 expects to be echoed, and those of 7.9 that must fail.
         for ok in [

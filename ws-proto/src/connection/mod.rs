@@ -225,6 +225,15 @@ impl Connection {
     }
 
     /// The configuration this connection was built with.
+    ///
+    /// ```
+    /// use std::time::Instant;
+    /// use ws_proto::{Config, Connection};
+    /// let mut config = Config::default();
+    /// config.path = Some("/chat".into());
+    /// let server = Connection::server(config, Instant::now());
+    /// assert_eq!(server.config().path.as_deref(), Some("/chat"));
+    /// ```
     pub fn config(&self) -> &Config {
         &self.config
     }
