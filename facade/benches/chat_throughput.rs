@@ -2,8 +2,8 @@
 //! a closed-loop load of raw-TCP WebSocket clients.
 //!
 //! ```text
-//! cargo bench -p facade --bench chat_throughput
-//! cargo bench -p facade --bench chat_throughput -- --secs 5 --warmup 1 50x1   # filter by name
+//! cargo bench -p ws-facade --bench chat_throughput
+//! cargo bench -p ws-facade --bench chat_throughput -- --secs 5 --warmup 1 50x1   # filter by name
 //! ```
 //!
 //! Every scenario starts a fresh server on a free port, built with the facade's public API only
@@ -35,7 +35,7 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use facade::{ProtocolServer, ServerConfig, Session, WebSocketFacade};
+use ws_facade::{ProtocolServer, ServerConfig, Session, WebSocketFacade};
 
 /// Event-loop threads of the server.
 const SERVER_THREADS: usize = 2;

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use facade::{ClientConfig, WebSocketFacade};
+use ws_facade::{ClientConfig, WebSocketFacade};
 
 fn main() {
     let mut nick = "alice".to_owned();

@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
-use facade::{ServerConfig, Session, WebSocketFacade};
+use ws_facade::{ServerConfig, Session, WebSocketFacade};
 
 const PAGE: &str = include_str!("chat_page.html");
 

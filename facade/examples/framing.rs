@@ -14,7 +14,7 @@ use std::sync::{mpsc, Arc, Mutex};
 use std::thread;
 use std::time::Duration;
 
-use facade::{ClientConfig, ServerConfig, WebSocketFacade};
+use ws_facade::{ClientConfig, ServerConfig, WebSocketFacade};
 use ws_proto::frame::FrameHeader;
 
 const FRAGMENT_SIZE: usize = 16 * 1024;

@@ -10,7 +10,7 @@ use crate::error::{ConfigError, Error};
 /// other field has a default.
 ///
 /// ```
-/// use facade::ServerConfig;
+/// use ws_facade::ServerConfig;
 /// let mut config = ServerConfig::default();
 /// config.port = 9001;
 /// config.path = "/chat".into();
@@ -76,7 +76,7 @@ impl Default for ServerConfig {
 ///
 /// ```
 /// use std::time::Duration;
-/// use facade::ClientConfig;
+/// use ws_facade::ClientConfig;
 /// let mut config = ClientConfig::default();
 /// config.client_id = "bob".into();
 /// config.ping_interval = Duration::from_secs(15);

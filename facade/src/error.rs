@@ -50,7 +50,7 @@ impl Error {
     /// The readable message (same as `to_string()`).
     ///
     /// ```
-    /// use facade::Error;
+    /// use ws_facade::Error;
     /// assert_eq!(Error::NotConnected.message(), "not connected: call start() first");
     /// ```
     pub fn message(&self) -> String {

@@ -1,4 +1,4 @@
-//! `facade`: the WebSocket facade of the Network System tutorial, in Rust.
+//! `ws-facade`: the WebSocket facade of the Network System tutorial, in Rust.
 //!
 //! [`WebSocketFacade::create_server`] and [`WebSocketFacade::create_client`] take a config and
 //! return a shared handle to a [`ProtocolServer`] / [`ProtocolClient`]. Callbacks report
@@ -10,7 +10,7 @@
 //! ```
 //! use std::sync::{mpsc, Mutex};
 //! use std::time::Duration;
-//! use facade::{ClientConfig, ServerConfig, WebSocketFacade};
+//! use ws_facade::{ClientConfig, ServerConfig, WebSocketFacade};
 //!
 //! let mut config = ServerConfig::default();
 //! config.port = 9001;

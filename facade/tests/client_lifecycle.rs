@@ -6,7 +6,9 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use facade::{ClientConfig, Error, ProtocolClient, ProtocolServer, ServerConfig, WebSocketFacade};
+use ws_facade::{
+    ClientConfig, Error, ProtocolClient, ProtocolServer, ServerConfig, WebSocketFacade,
+};
 
 /// A started server with one event loop, and its port.
 fn started_server() -> (Arc<dyn ProtocolServer>, u16) {

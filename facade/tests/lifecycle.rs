@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
-use facade::{
+use ws_facade::{
     ClientConfig, ConfigError, Error, ProtocolClient, ProtocolServer, ServerConfig, WebSocketFacade,
 };
 
@@ -34,7 +34,7 @@ fn server_on_loops(threads: usize) -> Arc<dyn ProtocolServer> {
     .unwrap()
 }
 
-fn client(id: &str) -> Arc<dyn facade::ProtocolClient> {
+fn client(id: &str) -> Arc<dyn ws_facade::ProtocolClient> {
     WebSocketFacade::create_client(&{
         let mut config = ClientConfig::default();
         config.client_id = id.into();

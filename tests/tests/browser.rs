@@ -18,7 +18,7 @@ fn build_examples() -> PathBuf {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let root = workspace_root();
     let out = Command::new(cargo)
-        .args(["build", "--release", "-p", "facade"])
+        .args(["build", "--release", "-p", "ws-facade"])
         .args(["--example", "chat_server", "--example", "chat_client"])
         .current_dir(&root)
         .output()

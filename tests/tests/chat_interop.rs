@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
 
-use facade::{ProtocolServer, ServerConfig, Session, WebSocketFacade};
+use ws_facade::{ProtocolServer, ServerConfig, Session, WebSocketFacade};
 use ws_tests::{hex, node, python, tests_file, Peer};
 
 const WAIT: Duration = Duration::from_secs(15);

@@ -9,7 +9,7 @@ use std::process::Command;
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
 
-use facade::{ClientConfig, ProtocolClient, WebSocketFacade};
+use ws_facade::{ClientConfig, ProtocolClient, WebSocketFacade};
 use ws_tests::{node, python, tests_file, Peer};
 
 const WAIT: Duration = Duration::from_secs(15);
