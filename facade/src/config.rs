@@ -41,8 +41,11 @@ pub struct ServerConfig {
     pub handshake_timeout: Duration,
     /// Time allowed for the closing handshake. Default 10 s.
     pub close_timeout: Duration,
-    /// Server-side keepalive pings; `None` (default) leaves keepalive to clients. A zero
-    /// interval is refused ([`ConfigError::PingInterval`]).
+    /// Server-side keepalive pings: by default every 20 s
+    /// ([`ws_mio::SERVER_PING_INTERVAL`]), and a participant that has not answered within 20 s
+    /// more is disconnected (1011), so one that vanished without closing (a closed laptop, a
+    /// dropped NAT mapping) leaves the room within 40 s. `None` leaves keepalive to clients. A
+    /// zero interval is refused ([`ConfigError::PingInterval`]).
     pub ping_interval: Option<Duration>,
     /// Event-loop threads; 0 means one per core.
     pub threads: usize,
@@ -64,7 +67,7 @@ impl Default for ServerConfig {
             max_connections: 10_000,
             handshake_timeout: Duration::from_secs(10),
             close_timeout: proto.close_timeout,
-            ping_interval: None,
+            ping_interval: Some(ws_mio::SERVER_PING_INTERVAL),
             threads: 0,
             subprotocols: Vec::new(),
         }

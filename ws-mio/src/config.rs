@@ -53,10 +53,27 @@ pub struct ServerConfig {
     pub stop_timeout: Duration,
 }
 
+/// The keepalive a server runs by default: a ping every 20 s, and a connection whose peer has
+/// not answered within 20 s more is failed with 1011. A peer that vanished without a FIN (a
+/// closed laptop, a dropped NAT mapping) is thus noticed within 40 s, instead of holding its
+/// slot until the operating system gives up on the socket, hours later. Python `websockets`
+/// uses the same 20 s + 20 s.
+pub const SERVER_PING_INTERVAL: Duration = Duration::from_secs(20);
+
 impl Default for ServerConfig {
+    /// The defaults of each field, and server keepalive on: `protocol.ping_interval` is
+    /// [`SERVER_PING_INTERVAL`] and `protocol.ping_timeout` 20 s (set `ping_interval` to `None`
+    /// to leave keepalive to clients).
+    ///
+    /// ```
+    /// let config = ws_mio::ServerConfig::default();
+    /// assert_eq!(config.protocol.ping_interval, Some(ws_mio::SERVER_PING_INTERVAL));
+    /// ```
     fn default() -> Self {
+        let mut protocol = ws_proto::Config::default();
+        protocol.ping_interval = Some(SERVER_PING_INTERVAL);
         ServerConfig {
-            protocol: ws_proto::Config::default(),
+            protocol,
             threads: 0,
             max_connections: 10_000,
             backpressure: BackpressurePolicy::Error,

@@ -27,7 +27,7 @@ mod timer;
 mod url;
 
 pub use client::{Client, ConnectError};
-pub use config::{BackpressurePolicy, ClientConfig, ServerConfig};
+pub use config::{BackpressurePolicy, ClientConfig, ServerConfig, SERVER_PING_INTERVAL};
 pub use handler::{Decision, Disconnect, DriverError, Factory, Handler, HttpResponse, Message};
 pub use server::Server;
 pub use session::Session;

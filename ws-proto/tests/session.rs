@@ -6,7 +6,7 @@ mod common;
 
 use common::*;
 use ws_proto::CloseCode;
-use ws_proto::{CloseFrame, Config, Connection, Event, State};
+use ws_proto::{CloseFrame, Config, Connection, Event, Role, State};
 
 /// Moves bytes both ways until neither side has anything left to write.
 fn settle(client: &mut Connection, server: &mut Connection) {
@@ -207,4 +207,74 @@ fn many_small_messages_both_ways() {
         assert_eq!(at_server[i], Event::Text(format!("c{i}")));
         assert_eq!(at_client[i], Event::Binary(vec![(i % 256) as u8; i % 40]));
     }
+}
+
+/// What a driver writes with one vectored write is exactly what it would write chunk by chunk,
+/// coalesced small frames and zero-copy large payloads alike, and `advance_output` after a
+/// partial vectored write resumes at the right byte.
+#[test]
+fn vectored_output_is_the_same_bytes_as_the_front_chunks() {
+    let mut server = open_server(Config::default());
+    let small = "tiny".to_string();
+    let large = pattern(100_000);
+    server.send_text(small.clone()).unwrap();
+    server.send_binary(large.clone()).unwrap();
+    server.send_text(small).unwrap();
+    let total = server.buffered_amount();
+
+    let mut expected = Vec::new();
+    let mut copy = open_server(Config::default());
+    copy.send_text("tiny").unwrap();
+    copy.send_binary(large).unwrap();
+    copy.send_text("tiny").unwrap();
+    while !copy.pending_output().is_empty() {
+        let n = copy.pending_output().len();
+        expected.extend_from_slice(copy.pending_output());
+        copy.advance_output(n);
+    }
+    assert_eq!(expected.len(), total);
+
+    let mut written = Vec::new();
+    let mut first = true;
+    while server.buffered_amount() > 0 {
+        let mut slices = [std::io::IoSlice::new(&[]); 8];
+        let used = server.pending_output_vectored(&mut slices);
+        assert!(used >= 1, "output left but no slice");
+        if first {
+            // The coalesced small frames and the large payload's own chunk: one write takes
+            // several chunks.
+            assert!(used >= 3, "{used} slices for 3 queued chunks");
+            first = false;
+        }
+        let gathered: Vec<u8> = slices[..used]
+            .iter()
+            .flat_map(|s| s.iter().copied())
+            .collect();
+        // A partial write: 7 bytes short of everything gathered (or all of it if shorter).
+        let n = gathered.len().saturating_sub(7).max(1);
+        written.extend_from_slice(&gathered[..n]);
+        server.advance_output(n);
+    }
+    assert_eq!(written, expected);
+}
+
+/// `incoming_amount` is the size of the data message being received, so a driver can count a
+/// reply the application may send once its last frame arrives.
+#[test]
+fn incoming_amount_is_the_message_received_so_far() {
+    let mut server = open_server(Config::default());
+    assert_eq!(server.incoming_amount(), 0);
+    server.receive(
+        &incoming(Role::Server, Frame::binary(vec![1; 10]).fin(false)),
+        t0(),
+    );
+    assert_eq!(server.incoming_amount(), 10);
+    server.receive(
+        &incoming(Role::Server, Frame::cont(vec![2; 5]).fin(false)),
+        t0(),
+    );
+    assert_eq!(server.incoming_amount(), 15);
+    server.receive(&incoming(Role::Server, Frame::cont(vec![3; 1])), t0());
+    assert_eq!(server.incoming_amount(), 0);
+    assert!(matches!(server.poll_event(), Some(Event::Binary(b)) if b.len() == 16));
 }
