@@ -258,8 +258,7 @@ impl Connection {
                 let additional = header.payload_len.min(MAX_PREALLOCATION) as usize;
                 if m.buf.capacity() == 0 {
                     // A new message: one allocation of the right size, without `reserve`'s
-                    // growth path (about a tenth of the cost of a small message; see
-                    // docs/benchmarks.md).
+                    // growth path (a measurable share of a small message's cost).
                     m.buf = Vec::with_capacity(additional);
                 } else {
                     m.buf.reserve(additional);
