@@ -5,7 +5,7 @@
 //! ```
 //!
 //! It leaves 500 ms after its last line; with `--expect N`, once it has received N messages
-//! instead (but after 10 s at most).
+//! instead (but after 10 s at most). `--help` lists the options.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -13,24 +13,80 @@ use std::time::{Duration, Instant};
 
 use ws_facade::{ClientConfig, WebSocketFacade};
 
-fn main() {
-    let mut nick = "alice".to_owned();
-    let mut host = "127.0.0.1".to_owned();
-    let mut port: u16 = 9001;
-    let mut expect: Option<usize> = None;
-    let mut args = std::env::args().skip(1);
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "--host" => host = args.next().unwrap_or(host),
-            "--port" => port = args.next().and_then(|p| p.parse().ok()).unwrap_or(port),
-            "--expect" => expect = args.next().and_then(|n| n.parse().ok()),
-            other if !other.starts_with("--") => nick = other.to_owned(),
-            _ => {
-                eprintln!("usage: chat_client [NICK] [--host HOST] [--port PORT] [--expect N]");
-                std::process::exit(2);
+const USAGE: &str = "\
+usage: chat_client [NICK] [--host HOST] [--port PORT] [--expect N] [--verbose]
+
+Joins the chat room at ws://HOST:PORT/chat as NICK (default alice), posts three lines,
+prints every message it receives and leaves 500 ms after its last line.
+
+options:
+  --host HOST    the chat server's host (default 127.0.0.1)
+  --port PORT    the chat server's port (default 9001)
+  --expect N     leave once N messages have been received instead (10 s at most)
+  -v, --verbose  debug logs on stderr (default: warnings only; RUST_LOG overrides both)
+  -h, --help     print this help and exit";
+
+/// The command line.
+struct Args {
+    nick: Option<String>,
+    host: String,
+    port: u16,
+    expect: Option<usize>,
+    verbose: bool,
+}
+
+fn parse_args() -> Result<Args, lexopt::Error> {
+    use lexopt::Arg::{Long, Short, Value};
+    let mut args = Args {
+        nick: None,
+        host: "127.0.0.1".to_owned(),
+        port: 9001,
+        expect: None,
+        verbose: false,
+    };
+    let mut parser = lexopt::Parser::from_env();
+    while let Some(arg) = parser.next()? {
+        match arg {
+            Long("host") => args.host = parser.value()?.into_string()?,
+            Long("port") => args.port = parsed(&mut parser, "--port")?,
+            Long("expect") => args.expect = Some(parsed(&mut parser, "--expect")?),
+            Short('v') | Long("verbose") => args.verbose = true,
+            Short('h') | Long("help") => {
+                println!("{USAGE}");
+                std::process::exit(0);
             }
+            Value(nick) if args.nick.is_none() => args.nick = Some(nick.into_string()?),
+            Value(extra) => {
+                return Err(format!("unexpected argument {extra:?} (one NICK only)").into())
+            }
+            other => return Err(other.unexpected()),
         }
     }
+    Ok(args)
+}
+
+/// The value of `flag`, parsed; an error names the value and the flag.
+fn parsed<T>(parser: &mut lexopt::Parser, flag: &str) -> Result<T, lexopt::Error>
+where
+    T: std::str::FromStr,
+    T::Err: std::fmt::Display,
+{
+    let value = parser.value()?.into_string()?;
+    value
+        .parse()
+        .map_err(|e| format!("invalid value '{value}' for {flag}: {e}").into())
+}
+
+fn main() {
+    let args = parse_args().unwrap_or_else(|e| {
+        let usage = USAGE.lines().next().unwrap_or_default();
+        eprintln!("chat_client: {e}\n{usage}\n(chat_client --help for more)");
+        std::process::exit(2);
+    });
+    let level = if args.verbose { "debug" } else { "warn" };
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level)).init();
+    let nick = args.nick.unwrap_or_else(|| "alice".to_owned());
+    let (host, port, expect) = (args.host, args.port, args.expect);
 
     let mut config = ClientConfig::default();
     config.client_id = nick.clone();

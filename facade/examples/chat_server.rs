@@ -5,6 +5,8 @@
 //! ```
 //! Every message is sent to every participant as `"<sender id>: <message>"`. The server also
 //! answers `GET /` with a chat page, so http://localhost:9001/ in a browser is a working chat.
+//! Ctrl-C stops it: every participant is closed with 1001 (going away). `--help` lists the
+//! options.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -13,18 +15,65 @@ use ws_facade::{ServerConfig, Session, WebSocketFacade};
 
 const PAGE: &str = include_str!("chat_page.html");
 
-fn main() {
-    let mut port: u16 = 9001;
-    let mut args = std::env::args().skip(1);
-    while let Some(arg) = args.next() {
-        match (arg.as_str(), args.next().and_then(|v| v.parse().ok())) {
-            ("--port", Some(p)) => port = p,
-            _ => {
-                eprintln!("usage: chat_server [--port PORT]");
-                std::process::exit(2);
+const USAGE: &str = "\
+usage: chat_server [--port PORT] [--verbose]
+
+A broadcasting chat room on ws://localhost:PORT/chat, with a chat page for browsers on
+http://localhost:PORT/. Ctrl-C stops it: every participant is closed with 1001.
+
+options:
+  --port PORT    port to listen on, on all interfaces (default 9001)
+  -v, --verbose  debug logs on stderr (default: warnings only; RUST_LOG overrides both)
+  -h, --help     print this help and exit";
+
+/// The command line.
+struct Args {
+    port: u16,
+    verbose: bool,
+}
+
+fn parse_args() -> Result<Args, lexopt::Error> {
+    use lexopt::Arg::{Long, Short};
+    let mut args = Args {
+        port: 9001,
+        verbose: false,
+    };
+    let mut parser = lexopt::Parser::from_env();
+    while let Some(arg) = parser.next()? {
+        match arg {
+            Long("port") => args.port = parsed(&mut parser, "--port")?,
+            Short('v') | Long("verbose") => args.verbose = true,
+            Short('h') | Long("help") => {
+                println!("{USAGE}");
+                std::process::exit(0);
             }
+            other => return Err(other.unexpected()),
         }
     }
+    Ok(args)
+}
+
+/// The value of `flag`, parsed; an error names the value and the flag.
+fn parsed<T>(parser: &mut lexopt::Parser, flag: &str) -> Result<T, lexopt::Error>
+where
+    T: std::str::FromStr,
+    T::Err: std::fmt::Display,
+{
+    let value = parser.value()?.into_string()?;
+    value
+        .parse()
+        .map_err(|e| format!("invalid value '{value}' for {flag}: {e}").into())
+}
+
+fn main() {
+    let args = parse_args().unwrap_or_else(|e| {
+        let usage = USAGE.lines().next().unwrap_or_default();
+        eprintln!("chat_server: {e}\n{usage}\n(chat_server --help for more)");
+        std::process::exit(2);
+    });
+    let level = if args.verbose { "debug" } else { "warn" };
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level)).init();
+    let port = args.port;
 
     let mut config = ServerConfig::default();
     config.port = port;
@@ -81,6 +130,20 @@ fn main() {
         eprintln!("start failed: {e}");
         std::process::exit(1);
     }
+
+    // Ctrl-C: say why, then stop. stop() closes every participant with 1001 (each still gets
+    // its disconnection callback, so its "leave" line) and makes wait_for_stop() return.
+    let stopping = Arc::clone(&server);
+    let online = Arc::clone(&sessions);
+    let on_interrupt = move || {
+        let count = online.lock().unwrap().len();
+        println!("[chat] interrupted: stopping ({count} online)");
+        let _ = stopping.stop();
+    };
+    if let Err(e) = ctrlc::set_handler(on_interrupt) {
+        eprintln!("[chat] cannot catch Ctrl-C: {e}");
+    }
+
     println!("[chat] ws://localhost:{port}/chat");
     println!("[chat] open http://localhost:{port}/ in a browser to join");
     server.wait_for_stop();

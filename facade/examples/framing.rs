@@ -6,6 +6,7 @@
 //! ```
 //! An echo server and a client run in this process, with a small TCP relay between them that
 //! decodes the frame headers passing through, to show how many frames each message took.
+//! `--help` lists the options.
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -18,6 +19,16 @@ use ws_facade::{ClientConfig, ServerConfig, WebSocketFacade};
 use ws_proto::frame::FrameHeader;
 
 const FRAGMENT_SIZE: usize = 16 * 1024;
+
+const USAGE: &str = "\
+usage: framing [--verbose]
+
+Sends one 64 KiB message through an echo server, with a relay between them that counts the
+frames on the wire, and prints what each side sent and received.
+
+options:
+  -v, --verbose  debug logs on stderr (default: warnings only; RUST_LOG overrides both)
+  -h, --help     print this help and exit";
 
 /// Counts the data frames (not pings, pongs or closes) in one direction of a relayed connection.
 struct FrameCounter {
@@ -98,7 +109,33 @@ fn relay(listener: TcpListener, target: u16, up: Arc<AtomicUsize>, down: Arc<Ato
     let _ = (a.join(), b.join());
 }
 
+/// The command line: whether `--verbose` was given.
+fn parse_args() -> Result<bool, lexopt::Error> {
+    use lexopt::Arg::{Long, Short};
+    let mut verbose = false;
+    let mut parser = lexopt::Parser::from_env();
+    while let Some(arg) = parser.next()? {
+        match arg {
+            Short('v') | Long("verbose") => verbose = true,
+            Short('h') | Long("help") => {
+                println!("{USAGE}");
+                std::process::exit(0);
+            }
+            other => return Err(other.unexpected()),
+        }
+    }
+    Ok(verbose)
+}
+
 fn main() {
+    let verbose = parse_args().unwrap_or_else(|e| {
+        let usage = USAGE.lines().next().unwrap_or_default();
+        eprintln!("framing: {e}\n{usage}\n(framing --help for more)");
+        std::process::exit(2);
+    });
+    let level = if verbose { "debug" } else { "warn" };
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level)).init();
+
     // The echo server: every message comes back whole.
     let mut config = ServerConfig::default();
     config.port = 9003;

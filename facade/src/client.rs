@@ -10,6 +10,7 @@
 use std::mem;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 
+use log::debug;
 use ws_mio::{Disconnect, DriverError, Handler, Message, WsUrl};
 
 use crate::callbacks::{CallbackTable, CallbackView};
@@ -255,6 +256,7 @@ impl WsClient {
     fn bridge(&self, attempt: u64) -> Bridge {
         Bridge {
             shared: Arc::clone(&self.shared),
+            client_id: self.client_id.clone(),
             attempt,
             callbacks: self.shared.callbacks.view(),
         }
@@ -280,6 +282,8 @@ impl Drop for WsClient {
 /// tutorial's callbacks, and transitions of the client's state.
 struct Bridge {
     shared: Arc<Shared>,
+    /// For log lines.
+    client_id: String,
     attempt: u64,
     callbacks: CallbackView<Callbacks>,
 }
@@ -341,6 +345,13 @@ impl Handler for Bridge {
             }
         }
         let _ended = Ended(&self.shared, session.id());
+        debug!(
+            "client {:?} disconnected: peer={} code={} reason={:?}",
+            self.client_id,
+            session.peer_addr(),
+            disconnect.code,
+            disconnect.reason
+        );
         let callbacks = self.callbacks.get(&self.shared.callbacks);
         if let Some(cb) = &callbacks.close {
             cb("", disconnect.code.as_u16(), &disconnect.reason);
@@ -441,6 +452,16 @@ impl ProtocolClient for WsClient {
                 }
             })
         });
+        let (id, host, path) = (&self.client_id, &url.host, &url.path);
+        match &outcome {
+            Outcome::Started => debug!("client {id:?} connected to ws://{host}:{port}{path}"),
+            Outcome::Stopped(_) => debug!(
+                "client {id:?} connected to ws://{host}:{port}{path} and was stopped while starting"
+            ),
+            Outcome::Failed { error, .. } => {
+                debug!("client {id:?} could not connect to ws://{host}:{port}{path}: {error}");
+            }
+        }
         match outcome {
             Outcome::Started => Ok(()),
             Outcome::Stopped(client) => {

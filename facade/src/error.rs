@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::io;
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 /// A configuration value [`create_server`](crate::WebSocketFacade::create_server) or
@@ -44,6 +45,16 @@ pub enum Error {
     Send(ws_proto::SendError),
     /// A connection failed (protocol error, timeout, dead peer, I/O error).
     Connection(ws_mio::DriverError),
+    /// Server: an incoming connection failed before it had a session (an invalid upgrade
+    /// request, such as one for another path, refused with a 4xx; a handshake that timed out;
+    /// an I/O error during the handshake). The error callback gets it with an empty session id.
+    #[non_exhaustive]
+    Incoming {
+        /// The peer's address.
+        peer: SocketAddr,
+        /// What failed.
+        error: ws_mio::DriverError,
+    },
 }
 
 impl Error {
@@ -85,6 +96,7 @@ impl fmt::Display for Error {
             Error::StoppedWhileStarting => f.write_str("stopped while starting"),
             Error::Send(e) => write!(f, "send failed: {e}"),
             Error::Connection(e) => e.fmt(f),
+            Error::Incoming { peer, error } => write!(f, "{error} (peer {peer})"),
         }
     }
 }
@@ -95,7 +107,7 @@ impl std::error::Error for Error {
             Error::Bind { source, .. } => Some(source.as_ref()),
             Error::Connect(e) => Some(e.as_ref()),
             Error::Send(e) => Some(e),
-            Error::Connection(e) => Some(e),
+            Error::Connection(e) | Error::Incoming { error: e, .. } => Some(e),
             _ => None,
         }
     }

@@ -7,6 +7,12 @@
 //! One logical message arrives per receive callback (fragments reassembled), and large sends
 //! are split into frames automatically.
 //!
+//! Logs go through the [`log`](https://docs.rs/log) facade: `info` when a server starts
+//! listening and stops, `debug` when a session joins or leaves (with its id) and when a
+//! client connects, fails to connect or is disconnected. The driver underneath logs each
+//! connection's open and close, refused upgrades and failures under the `ws_mio` targets
+//! (see the `ws-mio` crate documentation).
+//!
 //! ```
 //! use std::sync::{mpsc, Mutex};
 //! use std::time::Duration;

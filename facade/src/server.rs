@@ -4,6 +4,8 @@ use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::{Arc, Condvar, Mutex};
 
+use log::{debug, info};
+
 use ws_mio::ws_proto::handshake::{resource_path, resource_query, Request, UpgradeRequest};
 use ws_mio::{
     CloseCode, Decision, Disconnect, DriverError, Factory, Handler, HttpResponse, Message,
@@ -201,9 +203,18 @@ impl Factory for Bridge {
         }
     }
 
-    fn on_error(&self, _peer: Option<SocketAddr>, error: &DriverError) {
+    fn on_error(&self, peer: Option<SocketAddr>, error: &DriverError) {
         if let Some(cb) = &self.0.callbacks.get().error {
-            cb("", &Error::Connection(error.clone()));
+            // No session yet, hence no id: the peer says who it was. (The request path is not
+            // known here: the protocol layer refuses a wrong path without handing it on.)
+            let error = match peer {
+                Some(peer) => Error::Incoming {
+                    peer,
+                    error: error.clone(),
+                },
+                None => Error::Connection(error.clone()),
+            };
+            cb("", &error);
         }
     }
 }
@@ -245,6 +256,12 @@ impl Handler for Member {
                 .insert(session.id(), Arc::clone(&facade_session));
             facade_session
         };
+        debug!(
+            "session {:?} joined: peer={} path={:?}",
+            facade_session.id,
+            session.peer_addr(),
+            facade_session.path
+        );
         self.session = Some(Arc::clone(&facade_session));
         if let Some(cb) = &self.callbacks.get(&self.inner.callbacks).connection {
             cb(facade_session);
@@ -287,6 +304,13 @@ impl Handler for Member {
             }
         }
         let _release = Release(&self.inner, &removed.id);
+        debug!(
+            "session {:?} left: peer={} code={} reason={:?}",
+            removed.id,
+            session.peer_addr(),
+            disconnect.code,
+            disconnect.reason
+        );
         let callbacks = self.callbacks.get(&self.inner.callbacks);
         if let Some(cb) = &callbacks.disconnection {
             cb(&removed.id);
@@ -330,6 +354,12 @@ impl ProtocolServer for WsServer {
             port,
             source: Arc::new(e),
         })?;
+        info!(
+            "server {:?} listening on {}, path {:?}",
+            self.inner.server_id,
+            server.local_addr(),
+            config.path
+        );
         *slot = Some(server);
         *self.running.lock().unwrap_or_else(|e| e.into_inner()) = true;
         Ok(())
@@ -340,6 +370,7 @@ impl ProtocolServer for WsServer {
         if let Some(server) = server {
             // Every open session gets its on_close (which unregisters it) during the stop.
             server.stop();
+            info!("server {:?} stopped", self.inner.server_id);
         }
         *self.running.lock().unwrap_or_else(|e| e.into_inner()) = false;
         self.stopped.notify_all();
@@ -441,6 +472,52 @@ impl WsServer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A refused upgrade reaches the error callback with the peer (no session id yet).
+    #[test]
+    fn a_refused_upgrade_names_the_peer_in_the_error_callback() {
+        use std::io::{Read, Write};
+        use std::sync::mpsc;
+        use std::time::Duration;
+
+        // A port is required by the config; `start(0)` picks a free one.
+        let config = ServerConfig {
+            port: 9001,
+            path: "/chat".into(),
+            ..ServerConfig::default()
+        };
+        let server = crate::WebSocketFacade::create_server(&config).unwrap();
+        let (tx, rx) = mpsc::channel();
+        let tx = Mutex::new(tx);
+        server.set_error_callback(move |id, error| {
+            let _ = tx.lock().unwrap().send((id.to_owned(), error.to_string()));
+        });
+        server.start(0).unwrap();
+        let port = server.local_addr().unwrap().port();
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        let peer = stream.local_addr().unwrap();
+        stream
+            .write_all(
+                b"GET /elsewhere HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\n\
+                  Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+                  Sec-WebSocket-Version: 13\r\n\r\n",
+            )
+            .unwrap();
+        let mut response = Vec::new();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let _ = stream.read_to_end(&mut response);
+        assert!(response.starts_with(b"HTTP/1.1 404"));
+        drop(stream);
+        let (id, message) = rx.recv_timeout(Duration::from_secs(10)).unwrap();
+        assert_eq!(id, "");
+        assert_eq!(
+            message,
+            format!("handshake failed: path not found (peer {peer})")
+        );
+        server.stop().unwrap();
+    }
 
     #[test]
     fn percent_decoding() {

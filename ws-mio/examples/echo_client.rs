@@ -7,11 +7,27 @@
 //! The first form sends the message, prints the echo and closes. The second sends every
 //! message it receives back unchanged (text as text, binary as binary) until the server
 //! closes, then prints the close code (the usual way a conformance server tests a client).
+//! `--help` lists the options.
 
 use std::sync::mpsc;
 use std::time::Duration;
 
 use ws_mio::{Client, ClientConfig, Disconnect, Handler, Message, Session};
+
+const USAGE: &str = "\
+usage: echo_client [--verbose] URL MESSAGE
+       echo_client [--verbose] --reflect URL
+
+The first form sends MESSAGE as text to URL (ws://HOST:PORT/PATH), prints the echo and
+closes. The second sends every message it receives back unchanged until the server closes,
+then prints `closed: CODE REASON`.
+
+options:
+  --reflect      send every message received back, until the server closes
+  -v, --verbose  debug logs on stderr (default: warnings only; RUST_LOG overrides both)
+  -h, --help     print this help and exit
+
+A MESSAGE that starts with `-` goes after `--`: echo_client URL -- -1";
 
 /// The connection's handler: passes what arrives to `main`, and with `--reflect` sends every
 /// message back.
@@ -35,33 +51,76 @@ impl Handler for Reflect {
     }
 }
 
-fn usage() -> ! {
-    eprintln!("usage: echo_client URL MESSAGE | echo_client --reflect URL");
-    std::process::exit(2);
+/// The command line.
+struct Args {
+    url: String,
+    /// `None` with `--reflect`.
+    message: Option<String>,
+    verbose: bool,
+}
+
+fn parse_args() -> Result<Args, lexopt::Error> {
+    use lexopt::Arg::{Long, Short, Value};
+    let mut reflect = false;
+    let mut verbose = false;
+    let mut positional = Vec::new();
+    let mut parser = lexopt::Parser::from_env();
+    while let Some(arg) = parser.next()? {
+        match arg {
+            Long("reflect") => reflect = true,
+            Short('v') | Long("verbose") => verbose = true,
+            Short('h') | Long("help") => {
+                println!("{USAGE}");
+                std::process::exit(0);
+            }
+            Value(value) => positional.push(value.into_string()?),
+            other => return Err(other.unexpected()),
+        }
+    }
+    let wanted = if reflect { 1 } else { 2 };
+    if let Some(extra) = positional.get(wanted) {
+        return Err(format!("unexpected argument {extra:?}").into());
+    }
+    let mut positional = positional.into_iter();
+    let Some(url) = positional.next() else {
+        return Err("missing URL".to_owned().into());
+    };
+    let message = match (reflect, positional.next()) {
+        (true, _) => None,
+        (false, Some(message)) => Some(message),
+        (false, None) => return Err("missing MESSAGE (or --reflect)".to_owned().into()),
+    };
+    Ok(Args {
+        url,
+        message,
+        verbose,
+    })
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let (reflect, url, message) = match args.as_slice() {
-        [flag, url] if flag == "--reflect" => (true, url.clone(), None),
-        [url, message] => (false, url.clone(), Some(message.clone())),
-        _ => usage(),
-    };
+    let args = parse_args().unwrap_or_else(|e| {
+        let usage = USAGE.lines().take(2).collect::<Vec<_>>().join("\n");
+        eprintln!("echo_client: {e}\n{usage}\n(echo_client --help for more)");
+        std::process::exit(2);
+    });
+    let level = if args.verbose { "debug" } else { "warn" };
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level)).init();
+
     let (tx, rx) = mpsc::channel();
     let mut config = ClientConfig::default();
     config.protocol.max_buffered_output = 32 << 20;
     let handler = Reflect {
-        reflect,
+        reflect: args.message.is_none(),
         events: tx,
     };
-    let client = match Client::connect(&url, config, handler) {
+    let client = match Client::connect(&args.url, config, handler) {
         Ok(client) => client,
         Err(e) => {
             eprintln!("echo_client: {e}");
             std::process::exit(1);
         }
     };
-    if let Some(message) = message {
+    if let Some(message) = args.message {
         if let Err(e) = client.session().send_text(message) {
             eprintln!("echo_client: send failed: {e}");
             std::process::exit(1);

@@ -2,11 +2,23 @@
 //! closes properly. Used for conformance tests and benchmarks.
 //!
 //! ```text
-//! cargo run --release -p ws-mio --example echo_server -- --port 9002 [--threads N]
+//! cargo run --release -p ws-mio --example echo_server -- --port 9002 [--threads N] [--verbose]
 //! ```
-//! Prints the bound address, then runs until Ctrl-C.
+//! Prints the bound address, then runs until Ctrl-C. `--help` lists the options.
 
 use ws_mio::{Handler, Message, Server, ServerConfig, Session};
+
+const USAGE: &str = "\
+usage: echo_server [--port PORT] [--threads N] [--verbose]
+
+Sends every text and binary message back, on any path, until Ctrl-C.
+Prints `echo_server listening on ws://ADDRESS` once it accepts connections.
+
+options:
+  --port PORT    port to listen on, on all interfaces; 0 picks a free one (default 9002)
+  --threads N    event-loop threads; 0 means one per CPU core (default 0)
+  -v, --verbose  debug logs on stderr (default: warnings only; RUST_LOG overrides both)
+  -h, --help     print this help and exit";
 
 /// One per connection (a cloneable handler is its own factory).
 #[derive(Clone)]
@@ -21,27 +33,65 @@ impl Handler for Echo {
     }
 }
 
-fn main() {
-    let mut port = 9002u16;
-    let mut config = ServerConfig::default();
-    // Echoing a 16 MiB message must fit in the output buffer alongside what is in flight.
-    config.protocol.max_buffered_output = 32 << 20;
-    let mut args = std::env::args().skip(1);
-    while let Some(arg) = args.next() {
-        let value = args.next();
-        match (arg.as_str(), value.as_deref().map(str::parse::<u32>)) {
-            ("--port", Some(Ok(p))) if p <= u32::from(u16::MAX) => port = p as u16,
-            ("--threads", Some(Ok(n))) => config.threads = n as usize,
-            _ => {
-                eprintln!("usage: echo_server [--port PORT] [--threads N]");
-                std::process::exit(2);
+/// The command line.
+struct Args {
+    port: u16,
+    threads: usize,
+    verbose: bool,
+}
+
+fn parse_args() -> Result<Args, lexopt::Error> {
+    use lexopt::Arg::{Long, Short};
+    let mut args = Args {
+        port: 9002,
+        threads: 0,
+        verbose: false,
+    };
+    let mut parser = lexopt::Parser::from_env();
+    while let Some(arg) = parser.next()? {
+        match arg {
+            Long("port") => args.port = parsed(&mut parser, "--port")?,
+            Long("threads") => args.threads = parsed(&mut parser, "--threads")?,
+            Short('v') | Long("verbose") => args.verbose = true,
+            Short('h') | Long("help") => {
+                println!("{USAGE}");
+                std::process::exit(0);
             }
+            other => return Err(other.unexpected()),
         }
     }
-    let server = match Server::bind(("0.0.0.0", port), config, Echo) {
+    Ok(args)
+}
+
+/// The value of `flag`, parsed; an error names the value and the flag.
+fn parsed<T>(parser: &mut lexopt::Parser, flag: &str) -> Result<T, lexopt::Error>
+where
+    T: std::str::FromStr,
+    T::Err: std::fmt::Display,
+{
+    let value = parser.value()?.into_string()?;
+    value
+        .parse()
+        .map_err(|e| format!("invalid value '{value}' for {flag}: {e}").into())
+}
+
+fn main() {
+    let args = parse_args().unwrap_or_else(|e| {
+        let usage = USAGE.lines().next().unwrap_or_default();
+        eprintln!("echo_server: {e}\n{usage}\n(echo_server --help for more)");
+        std::process::exit(2);
+    });
+    let level = if args.verbose { "debug" } else { "warn" };
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level)).init();
+
+    let mut config = ServerConfig::default();
+    config.threads = args.threads;
+    // Echoing a 16 MiB message must fit in the output buffer alongside what is in flight.
+    config.protocol.max_buffered_output = 32 << 20;
+    let server = match Server::bind(("0.0.0.0", args.port), config, Echo) {
         Ok(server) => server,
         Err(e) => {
-            eprintln!("echo_server: cannot listen on port {port}: {e}");
+            eprintln!("echo_server: cannot listen on port {}: {e}", args.port);
             std::process::exit(1);
         }
     };

@@ -13,6 +13,30 @@
 //! ([`ws_proto::Config::max_buffered_output`]) with a [`BackpressurePolicy`]; a connection
 //! whose output reaches half the limit stops being read until it drains, so replies are held
 //! back by TCP flow control, never dropped.
+//!
+//! # Logging
+//!
+//! The driver logs through the [`log`](https://docs.rs/log) facade (any logger, or `tracing`
+//! through `tracing-log`; nothing is formatted when no logger takes the level). Targets are
+//! the module paths under `ws_mio`. Levels:
+//!
+//! * `error`: a panicking callback (which one, which peer), `accept` failing (e.g. out of
+//!   file descriptors: the first failure of a streak; `info` when accepting works again), a
+//!   loop whose `poll` failed;
+//! * `warn`: the server reaching `max_connections` (the first 503 of a streak; `info` when
+//!   it is below again), an accepted socket that cannot be registered;
+//! * `info`: a slow consumer closed by [`BackpressurePolicy::Close`];
+//! * `debug`: each connection's open (peer, path, subprotocol) and close (peer, path, code,
+//!   reason, the error if any, and who closed: `by=us` for [`Session::close`],
+//!   `us-stopping` for [`Server::stop`] or [`Client::stop`], `us-failing` when we failed the
+//!   connection — a protocol violation by the peer, a keepalive timeout, a slow consumer, a
+//!   panicking callback —, `peer` when its close frame came first, `abnormal` for an end
+//!   without closing handshake — EOF, I/O error, timeout —, `abnormal-after-our-close` when
+//!   our close frame got no answer), refused or rejected upgrade requests (peer, path when
+//!   known, status, reason), failed client connects, plain HTTP requests, each further 503
+//!   or accept failure;
+//! * `trace`: per message, ping, pong and close frame (sizes and close codes, never
+//!   payloads).
 #![deny(missing_docs, missing_debug_implementations)]
 #![forbid(unsafe_code)]
 

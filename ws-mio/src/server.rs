@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::thread::JoinHandle;
 
+use log::debug;
 use mio::{Poll, Waker};
 use ws_proto::{CloseCode, PreparedMessage, SendError};
 
@@ -103,6 +104,7 @@ impl Server {
                 .spawn(move || event_loop.run())?;
             handles.push(thread);
         }
+        debug!("listening on {local_addr}: event loops={threads}");
         Ok(Server {
             local_addr,
             loops,

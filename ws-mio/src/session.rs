@@ -35,15 +35,20 @@ pub(crate) enum Outgoing {
     Prepared(PreparedMessage),
     Ping(Vec<u8>),
     Close(CloseCode, String),
-    /// Fail the connection (backpressure policy).
-    Fail(CloseCode),
+    /// Fail the connection (backpressure policy): a send of `refused` bytes found `buffered`
+    /// bytes waiting.
+    Fail {
+        code: CloseCode,
+        buffered: usize,
+        refused: usize,
+    },
 }
 
 impl Outgoing {
     /// Whether the output limit applies: everything but the closing is bounded, pings
     /// included (a peer that does not read must not make pings pile up either).
     pub(crate) fn is_limited(&self) -> bool {
-        !matches!(self, Outgoing::Close(..) | Outgoing::Fail(_))
+        !matches!(self, Outgoing::Close(..) | Outgoing::Fail { .. })
     }
 
     /// What the command counts for in [`Shared::pending`] until the loop hands it over.
@@ -54,7 +59,7 @@ impl Outgoing {
             Outgoing::Prepared(p) => p.wire_len(),
             Outgoing::Ping(p) => p.len(),
             Outgoing::Close(_, r) => r.len(),
-            Outgoing::Fail(_) => 0,
+            Outgoing::Fail { .. } => 0,
         }
     }
 }
@@ -253,9 +258,14 @@ impl Session {
         if outgoing.is_limited() && !fits_output_limit(pending, len, self.shared.limit) {
             self.shared.refused.store(true, Ordering::Release);
             if let BackpressurePolicy::Close(code) = self.shared.policy {
+                let fail = Outgoing::Fail {
+                    code,
+                    buffered: pending,
+                    refused: len,
+                };
                 self.shared
                     .handle
-                    .submit(Command::Send(self.shared.key, Outgoing::Fail(code)));
+                    .submit(Command::Send(self.shared.key, fail));
             }
             return Err(SendError::BufferFull {
                 buffered: pending,

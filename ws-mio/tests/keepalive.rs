@@ -6,7 +6,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Recording, RawClient, OP_PING, OP_PONG};
+use common::{RawClient, Recording, OP_PING, OP_PONG};
 use ws_mio::ws_proto::{Error, TimeoutKind};
 use ws_mio::{CloseCode, DriverError, Server, ServerConfig, SERVER_PING_INTERVAL};
 
@@ -54,12 +54,18 @@ fn a_peer_that_stops_answering_is_dropped_with_1011() {
     // One interval to the ping, one timeout for the pong, then the close timer for the peer's
     // TCP close, which never comes either: bounded by those, never by the OS.
     assert!(waited >= INTERVAL + TIMEOUT, "{waited:?}");
-    assert!(waited < INTERVAL + TIMEOUT + CLOSE + Duration::from_secs(3), "{waited:?}");
+    assert!(
+        waited < INTERVAL + TIMEOUT + CLOSE + Duration::from_secs(3),
+        "{waited:?}"
+    );
     // What the peer would have read: the ping, then the close frame with 1011.
     let ping = peer.read_frame().unwrap();
     assert_eq!(ping.opcode, OP_PING);
     let close = peer.read_frame().unwrap();
-    assert_eq!(u16::from_be_bytes([close.payload[0], close.payload[1]]), 1011);
+    assert_eq!(
+        u16::from_be_bytes([close.payload[0], close.payload[1]]),
+        1011
+    );
 }
 
 #[test]

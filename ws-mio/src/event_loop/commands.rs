@@ -4,9 +4,10 @@
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use log::debug;
 use ws_proto::{fits_output_limit, CloseCode, PreparedMessage, SendError, State};
 
-use super::conn::Conn;
+use super::conn::{Closer, Conn};
 use super::{EventLoop, LoopConfig};
 use crate::config::BackpressurePolicy;
 use crate::handler::{DriverError, Factory};
@@ -67,8 +68,9 @@ impl<F: Factory> EventLoop<F> {
             let fits = fits_output_limit(conn.proto.buffered_amount(), message.wire_len(), limit);
             if !fits || !conn.deferred.is_empty() {
                 if let BackpressurePolicy::Close(code) = self.config.backpressure {
-                    conn.error.get_or_insert(DriverError::SlowConsumer);
-                    let _ = conn.proto.fail(code, now);
+                    let buffered = conn.proto.buffered_amount();
+                    let _ =
+                        conn.fail_slow_consumer(code, (buffered, message.wire_len(), limit), now);
                     self.mark_dirty(key);
                 }
                 continue;
@@ -105,13 +107,20 @@ impl<F: Factory> EventLoop<F> {
         if let Some(mut l) = self.listener.take() {
             let _ = self.poll.registry().deregister(&mut l.listener);
         }
+        debug!(
+            "event loop {} stopping with {} connections: closing the open ones with {code}",
+            self.id,
+            self.conns.len()
+        );
         for key in self.conns.keys() {
             let Some(conn) = self.conns.get_mut(key) else {
                 continue;
             };
             match conn.proto.state() {
                 State::Open => {
-                    let _ = conn.proto.close(code, "", now);
+                    if conn.proto.close(code, "", now).is_ok() {
+                        conn.closed_by(Closer::Stopping);
+                    }
                     self.mark_dirty(key);
                 }
                 State::Connecting => {
@@ -146,16 +155,22 @@ pub(super) fn hand_over<H>(conn: &mut Conn<H>, config: &LoopConfig, now: Instant
             Outgoing::Binary(data) => conn.proto.send_binary(data),
             Outgoing::Prepared(message) => conn.proto.send_prepared(&message),
             Outgoing::Ping(payload) => conn.proto.ping(&payload),
-            Outgoing::Close(code, reason) => conn.proto.close(code, &reason, now),
-            Outgoing::Fail(code) => {
-                conn.error.get_or_insert(DriverError::SlowConsumer);
-                conn.proto.fail(code, now)
+            Outgoing::Close(code, reason) => {
+                let closed = conn.proto.close(code, &reason, now);
+                if closed.is_ok() {
+                    conn.closed_by(Closer::Us);
+                }
+                closed
             }
+            Outgoing::Fail {
+                code,
+                buffered,
+                refused,
+            } => conn.fail_slow_consumer(code, (buffered, refused, limit), now),
         };
-        if let Err(SendError::BufferFull { .. }) = result {
+        if let Err(SendError::BufferFull { buffered, .. }) = result {
             if let BackpressurePolicy::Close(code) = config.backpressure {
-                conn.error.get_or_insert(DriverError::SlowConsumer);
-                let _ = conn.proto.fail(code, now);
+                let _ = conn.fail_slow_consumer(code, (buffered, len, limit), now);
             }
         }
         sync_pending(conn, len);

@@ -3,14 +3,16 @@
 //! protocol core.
 
 use std::collections::VecDeque;
+use std::fmt;
 use std::io::{self, IoSlice, Read, Write};
 use std::net::{Shutdown, SocketAddr};
 use std::sync::mpsc;
 use std::time::Instant;
 
+use log::info;
 use mio::net::TcpStream;
 use mio::{Interest, Registry, Token};
-use ws_proto::Connection;
+use ws_proto::{CloseCode, Connection, Role, SendError};
 
 use crate::handler::DriverError;
 use crate::session::{Outgoing, Session};
@@ -139,11 +141,68 @@ impl Socket {
     }
 }
 
+/// Who started the end of an open connection, as far as the driver can tell; the close log
+/// line reports it (see [`closed_by`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Closer {
+    /// We sent the first close frame: [`Session::close`].
+    Us,
+    /// We sent the first close frame because the loop is stopping: [`Server::stop`](crate::Server::stop)
+    /// or [`Client::stop`](crate::Client::stop).
+    Stopping,
+    /// We failed the connection: the peer broke the protocol, did not answer a keepalive ping,
+    /// read too slowly (backpressure policy), or a callback panicked.
+    Failing,
+    /// The peer's close frame came first.
+    Peer,
+}
+
+/// Who closed, for the close log line (one word): from what the driver recorded and the
+/// close code. A 1006 (no closing handshake: EOF, I/O error, close or stop timeout) is
+/// `abnormal`, `abnormal-after-our-close` when our close frame had gone out.
+pub(super) fn closed_by(closer: Option<Closer>, code: CloseCode) -> &'static str {
+    match (code == CloseCode::ABNORMAL, closer) {
+        (true, None | Some(Closer::Peer)) => "abnormal",
+        (true, Some(_)) => "abnormal-after-our-close",
+        (false, Some(Closer::Us)) => "us",
+        (false, Some(Closer::Stopping)) => "us-stopping",
+        (false, Some(Closer::Failing)) => "us-failing",
+        (false, Some(Closer::Peer)) => "peer",
+        (false, None) => "unknown",
+    }
+}
+
+/// An optional string for a log line: `"escaped"` (quoted, control characters escaped, so
+/// a peer's text cannot forge log lines) or `-`.
+pub(super) struct Quoted<'a>(pub(super) Option<&'a str>);
+
+impl fmt::Display for Quoted<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(s) => write!(f, "{s:?}"),
+            None => f.write_str("-"),
+        }
+    }
+}
+
+/// "server" or "client", for log lines.
+pub(super) fn role_name(role: Role) -> &'static str {
+    match role {
+        Role::Server => "server",
+        Role::Client => "client",
+    }
+}
+
 /// A connection of the loop: the socket, the protocol core and the application's handler.
 pub(super) struct Conn<H> {
     pub(super) socket: Socket,
     pub(super) proto: Connection,
     pub(super) peer: SocketAddr,
+    /// The request target (query included): the server's from the upgrade request, the
+    /// client's from its URL. For log lines.
+    pub(super) path: Option<String>,
+    /// Who started the end of the connection, once known. For log lines.
+    pub(super) closer: Option<Closer>,
     /// The application's handler: from the factory's accept (server) or `connect` (client).
     pub(super) handler: Option<H>,
     pub(super) session: Option<Session>,
@@ -174,6 +233,8 @@ impl<H> Conn<H> {
             socket,
             proto,
             peer,
+            path: None,
+            closer: None,
             handler,
             session: None,
             read_paused: false,
@@ -184,6 +245,45 @@ impl<H> Conn<H> {
             reported: 0,
             notify,
         }
+    }
+
+    /// Records who started the end of the connection: the first to do so, except that our
+    /// failing it overrides our closing it (the failure is what the close code reports).
+    pub(super) fn closed_by(&mut self, closer: Closer) {
+        match self.closer {
+            None => self.closer = Some(closer),
+            Some(Closer::Us | Closer::Stopping) if closer == Closer::Failing => {
+                self.closer = Some(closer);
+            }
+            Some(_) => {}
+        }
+    }
+
+    /// The request path, for log lines.
+    pub(super) fn path(&self) -> Quoted<'_> {
+        Quoted(self.path.as_deref())
+    }
+
+    /// Fails the connection as a slow consumer (the [`BackpressurePolicy::Close`](crate::BackpressurePolicy::Close)
+    /// policy) with `code`, and says so in the log: a send of `refused` bytes found `buffered`
+    /// bytes waiting, with room for `limit`.
+    pub(super) fn fail_slow_consumer(
+        &mut self,
+        code: CloseCode,
+        (buffered, refused, limit): (usize, usize, usize),
+        now: Instant,
+    ) -> Result<(), SendError> {
+        self.error.get_or_insert(DriverError::SlowConsumer);
+        let result = self.proto.fail(code, now);
+        if result.is_ok() {
+            self.closed_by(Closer::Failing);
+            info!(
+                "slow consumer closed: peer={} path={} code={code} buffered={buffered} refused_send={refused} limit={limit}",
+                self.peer,
+                self.path(),
+            );
+        }
+        result
     }
 
     /// Whether the loop may read more from this connection: its output (with the sends not

@@ -6,11 +6,12 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
+use log::{debug, error, trace};
 use ws_proto::handshake::{Request, UpgradeRequest};
 use ws_proto::{CloseCode, Event, Negotiated};
 
-use super::conn::Conn;
-use super::{guarded, EventLoop, NEXT_SESSION_ID};
+use super::conn::{role_name, Closer, Conn, Quoted};
+use super::{factory_on_error, guarded, EventLoop, NEXT_SESSION_ID};
 use crate::handler::{Decision, DriverError, Factory, Handler, HttpResponse, Message};
 use crate::session::{Session, Shared};
 use crate::slab::Key;
@@ -28,7 +29,7 @@ impl<F: Factory> EventLoop<F> {
             };
             let returned = match event {
                 Event::Request(request) => {
-                    answer_request(&*self.factory, conn, &request, now);
+                    answer_request(&*self.factory, conn, *request, now);
                     Some(())
                 }
                 Event::HttpRequest(request) => {
@@ -36,15 +37,35 @@ impl<F: Factory> EventLoop<F> {
                     Some(())
                 }
                 Event::Open(negotiated) => self.open(key, *negotiated),
-                Event::Text(text) => with_handler(conn, |h, s| {
-                    h.on_message(s, Message::Text(text));
-                }),
-                Event::Binary(data) => with_handler(conn, |h, s| {
-                    h.on_message(s, Message::Binary(data));
-                }),
-                Event::Ping(payload) => with_handler(conn, |h, s| h.on_ping(s, &payload)),
-                Event::Pong(payload) => with_handler(conn, |h, s| h.on_pong(s, &payload)),
-                Event::Close(_) => {
+                // Per message: trace only, and never the content.
+                Event::Text(text) => {
+                    trace!("text message: peer={} bytes={}", conn.peer, text.len());
+                    with_handler(conn, "on_message", |h, s| {
+                        h.on_message(s, Message::Text(text));
+                    })
+                }
+                Event::Binary(data) => {
+                    trace!("binary message: peer={} bytes={}", conn.peer, data.len());
+                    with_handler(conn, "on_message", |h, s| {
+                        h.on_message(s, Message::Binary(data));
+                    })
+                }
+                Event::Ping(payload) => {
+                    trace!("ping: peer={} bytes={}", conn.peer, payload.len());
+                    with_handler(conn, "on_ping", |h, s| h.on_ping(s, &payload))
+                }
+                Event::Pong(payload) => {
+                    trace!("pong: peer={} bytes={}", conn.peer, payload.len());
+                    with_handler(conn, "on_pong", |h, s| h.on_pong(s, &payload))
+                }
+                Event::Close(frame) => {
+                    trace!(
+                        "close frame: peer={} code={} reason={:?}",
+                        conn.peer,
+                        frame.code,
+                        frame.reason
+                    );
+                    conn.closed_by(Closer::Peer);
                     if let Some(s) = &conn.session {
                         s.shared.open.store(false, Ordering::Release);
                     }
@@ -52,14 +73,21 @@ impl<F: Factory> EventLoop<F> {
                 }
                 Event::Error(error) if conn.error.is_none() => {
                     let reported = DriverError::Protocol(error.clone());
+                    if conn.session.is_some() && error.close_code() != CloseCode::ABNORMAL {
+                        // The protocol layer failed the open connection with a close code (a
+                        // violation by the peer, a keepalive timeout).
+                        conn.closed_by(Closer::Failing);
+                    }
+                    if conn.session.is_none() && conn.notify.is_none() {
+                        log_refusal(conn, &error);
+                    }
                     // A peer vanishing is reported by on_close (1006), not as an error.
                     let returned = if error == ws_proto::Error::ConnectionReset {
                         Some(())
                     } else if conn.session.is_some() {
-                        with_handler(conn, |h, s| h.on_error(s, &reported))
+                        with_handler(conn, "on_error", |h, s| h.on_error(s, &reported))
                     } else {
-                        let peer = conn.peer;
-                        guarded(|| self.factory.on_error(Some(peer), &reported))
+                        factory_on_error(&*self.factory, Some(conn.peer), &reported)
                     };
                     if let Some(conn) = self.conns.get_mut(key) {
                         conn.error = Some(reported);
@@ -94,8 +122,15 @@ impl<F: Factory> EventLoop<F> {
                 handle: Arc::clone(&self.handle),
             }),
         };
+        debug!(
+            "{} connection open: peer={} path={} subprotocol={}",
+            role_name(conn.proto.role()),
+            conn.peer,
+            conn.path(),
+            Quoted(session.subprotocol()),
+        );
         conn.session = Some(session.clone());
-        let returned = with_handler(conn, |h, s| h.on_open(s));
+        let returned = with_handler(conn, "on_open", |h, s| h.on_open(s));
         if let Some(notify) = conn.notify.take() {
             // A client whose `on_open` panicked is failing: `connect` says so.
             let outcome = returned
@@ -114,23 +149,63 @@ impl<F: Factory> EventLoop<F> {
             return;
         }
         conn.error = Some(DriverError::HandlerPanicked);
-        let _ = conn.proto.fail(CloseCode::INTERNAL_ERROR, now);
+        if conn.proto.fail(CloseCode::INTERNAL_ERROR, now).is_ok() {
+            conn.closed_by(Closer::Failing);
+        }
         // A failed connection processes nothing more (§7.1.7): what was received behind the
         // message that panicked is not delivered.
         while conn.proto.poll_event().is_some() {}
-        with_handler(conn, |h, s| h.on_error(s, &DriverError::HandlerPanicked));
+        with_handler(conn, "on_error", |h, s| {
+            h.on_error(s, &DriverError::HandlerPanicked);
+        });
     }
 }
 
-/// Runs a callback of the connection's handler with its session, catching a panic. Without
-/// a handler or a session (not open yet) there is nothing to call.
+/// Runs callback `what` of the connection's handler with its session, catching (and
+/// logging) a panic. Without a handler or a session (not open yet) there is nothing to call.
 pub(super) fn with_handler<H: Handler>(
     conn: &mut Conn<H>,
+    what: &'static str,
     callback: impl FnOnce(&mut H, &Session),
 ) -> Returned {
-    match (&mut conn.handler, &conn.session) {
+    let returned = match (&mut conn.handler, &conn.session) {
         (Some(handler), Some(session)) => guarded(|| callback(handler, session)),
         _ => Some(()),
+    };
+    if returned.is_none() {
+        error!(
+            "Handler::{what} panicked: peer={} path={}",
+            conn.peer,
+            conn.path()
+        );
+    }
+    returned
+}
+
+/// Logs why a server connection without a session failed: its upgrade request was invalid
+/// (refused with a 4xx by the protocol layer), the handshake timed out, the peer left.
+fn log_refusal<H>(conn: &Conn<H>, error: &ws_proto::Error) {
+    match error {
+        ws_proto::Error::Handshake(e) => match e.http_status() {
+            Some(status) => debug!(
+                "upgrade refused: peer={} path={} status={status} error=\"{e}\"",
+                conn.peer,
+                conn.path(),
+            ),
+            None => debug!(
+                "upgrade refused: peer={} path={} error=\"{e}\"",
+                conn.peer,
+                conn.path(),
+            ),
+        },
+        ws_proto::Error::ConnectionReset => trace!(
+            "connection closed before its handshake completed: peer={}",
+            conn.peer
+        ),
+        other => debug!(
+            "connection failed before its handshake completed: peer={} error=\"{other}\"",
+            conn.peer
+        ),
     }
 }
 
@@ -138,21 +213,35 @@ pub(super) fn with_handler<H: Handler>(
 fn answer_request<F: Factory>(
     factory: &F,
     conn: &mut Conn<F::Handler>,
-    request: &UpgradeRequest,
+    mut request: UpgradeRequest,
     now: Instant,
 ) {
     let peer: SocketAddr = conn.peer;
-    let decision =
-        guarded(|| factory.on_request(request, peer)).unwrap_or_else(|| Decision::reject(500, ""));
+    let decision = guarded(|| factory.on_request(&request, peer));
+    // Kept for the log lines of the connection (moved, not copied).
+    conn.path = Some(std::mem::take(&mut request.path));
+    let decision = decision.unwrap_or_else(|| {
+        error!(
+            "Factory::on_request panicked: peer={peer} path={}; answered 500",
+            conn.path()
+        );
+        Decision::reject(500, "")
+    });
     let _ = match decision {
         Decision::Accept(accept, handler) => {
             conn.handler = Some(handler);
             conn.proto.accept(accept, now)
         }
-        Decision::Reject { status, body } => conn
-            .proto
-            .reject(status, &body, now)
-            .or_else(|_| conn.proto.reject(500, &body, now)),
+        Decision::Reject { status, body } => {
+            debug!(
+                "upgrade rejected by the factory: peer={peer} path={} status={status} reason={:?}",
+                conn.path(),
+                body.trim_end(),
+            );
+            conn.proto
+                .reject(status, &body, now)
+                .or_else(|_| conn.proto.reject(500, &body, now))
+        }
     };
 }
 
@@ -164,8 +253,17 @@ fn answer_http<F: Factory>(
     now: Instant,
 ) {
     let peer = conn.peer;
-    let response = guarded(|| factory.on_http_request(request, peer))
-        .unwrap_or_else(|| HttpResponse::new(500, "text/plain; charset=utf-8", Vec::new()));
+    let response = guarded(|| factory.on_http_request(request, peer)).unwrap_or_else(|| {
+        error!(
+            "Factory::on_http_request panicked: peer={peer} path={:?}; answered 500",
+            request.path
+        );
+        HttpResponse::new(500, "text/plain; charset=utf-8", Vec::new())
+    });
+    debug!(
+        "plain HTTP request answered: peer={peer} path={:?} status={}",
+        request.path, response.status
+    );
     let _ = conn
         .proto
         .respond(response.status, &response.content_type, &response.body, now);

@@ -18,6 +18,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
+use log::{debug, error, info, warn};
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token};
 use ws_proto::{ClientRequest, Connection};
@@ -28,7 +29,7 @@ use crate::session::{Command, LoopHandle, Session};
 use crate::slab::{Key, Slab};
 use crate::timer::TimerHeap;
 use commands::{hand_over, sync_pending};
-use conn::{Conn, Socket, Written};
+use conn::{closed_by, role_name, Closer, Conn, Socket, Written};
 use dispatch::with_handler;
 
 pub(crate) const WAKER: Token = Token(usize::MAX);
@@ -138,6 +139,11 @@ pub(crate) struct EventLoop<F: Factory> {
     /// When to try `accept` again after it failed for want of resources (file descriptors):
     /// the connections waiting in the backlog raise no new event of their own.
     accept_retry: Option<Instant>,
+    /// `accept` failures in a row (the first is logged as an error, the others at debug).
+    accept_failures: u64,
+    /// Connections refused with 503 since the server reached `max_connections` (the first
+    /// is logged as a warning, the others at debug).
+    capacity_refusals: u64,
     dirty: Vec<Key>,
     local: Vec<Command>,
     had_connection: bool,
@@ -157,6 +163,22 @@ pub(crate) struct LoopParts<F> {
 /// it. The panic hook still prints the panic as usual.
 fn guarded<R>(callback: impl FnOnce() -> R) -> Option<R> {
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(callback)).ok()
+}
+
+/// Calls [`Factory::on_error`], catching (and logging) a panic.
+fn factory_on_error<F: Factory>(
+    factory: &F,
+    peer: Option<SocketAddr>,
+    error: &DriverError,
+) -> Option<()> {
+    let returned = guarded(|| factory.on_error(peer, error));
+    if returned.is_none() {
+        match peer {
+            Some(peer) => error!("Factory::on_error panicked: peer={peer}"),
+            None => error!("Factory::on_error panicked"),
+        }
+    }
+    returned
 }
 
 impl<F: Factory> EventLoop<F> {
@@ -192,6 +214,8 @@ impl<F: Factory> EventLoop<F> {
             again: Vec::new(),
             due: Vec::new(),
             accept_retry: None,
+            accept_failures: 0,
+            capacity_refusals: 0,
             dirty: Vec::new(),
             local: Vec::new(),
             had_connection: false,
@@ -219,7 +243,8 @@ impl<F: Factory> EventLoop<F> {
                 if e.kind() == io::ErrorKind::Interrupted {
                     continue;
                 }
-                guarded(|| self.factory.on_error(None, &DriverError::from(e)));
+                error!("event loop {} stopped: poll failed: {e}", self.id);
+                factory_on_error(&*self.factory, None, &DriverError::from(e));
                 break;
             }
             let now = Instant::now();
@@ -320,13 +345,33 @@ impl<F: Factory> EventLoop<F> {
                     // Out of file descriptors or similar: report, and try again shortly (the
                     // edge-triggered listener may raise no event for connections already
                     // waiting).
-                    guarded(|| self.factory.on_error(None, &DriverError::from(e)));
+                    if self.accept_failures == 0 {
+                        error!("accept failed: {e}; retrying every {ACCEPT_RETRY:?}");
+                    } else {
+                        debug!("accept failed again: {e}");
+                    }
+                    self.accept_failures += 1;
+                    factory_on_error(&*self.factory, None, &DriverError::from(e));
                     self.accept_retry = Some(now + ACCEPT_RETRY);
                     return;
                 }
             };
+            if self.accept_failures > 0 {
+                info!(
+                    "accepting again after {} failed accepts",
+                    self.accept_failures
+                );
+                self.accept_failures = 0;
+            }
             let _ = stream.set_nodelay(true);
-            if self.connections.load(Ordering::Acquire) >= self.config.max_connections {
+            let max = self.config.max_connections;
+            if self.connections.load(Ordering::Acquire) >= max {
+                if self.capacity_refusals == 0 {
+                    warn!("at capacity (max_connections={max}): refusing peer={peer} with 503");
+                } else {
+                    debug!("at capacity: refusing peer={peer} with 503");
+                }
+                self.capacity_refusals += 1;
                 // Answered here, on the accepting loop, through the normal output path.
                 let mut protocol = self.config.protocol.clone();
                 protocol.close_timeout = protocol.close_timeout.min(REFUSED_LINGER);
@@ -334,6 +379,13 @@ impl<F: Factory> EventLoop<F> {
                 self.connections.fetch_add(1, Ordering::AcqRel);
                 self.add_conn(stream, peer, refused);
                 continue;
+            }
+            if self.capacity_refusals > 0 {
+                info!(
+                    "below capacity again: accepting (refused {} connections with 503 meanwhile)",
+                    self.capacity_refusals
+                );
+                self.capacity_refusals = 0;
             }
             self.connections.fetch_add(1, Ordering::AcqRel);
             let target = Arc::clone(&l.loops[l.next % l.loops.len()]);
@@ -362,7 +414,8 @@ impl<F: Factory> EventLoop<F> {
         if let Err(e) = socket.register(self.poll.registry(), Token(key.index), Interest::READABLE)
         {
             self.connections.fetch_sub(1, Ordering::AcqRel);
-            guarded(|| self.factory.on_error(Some(peer), &DriverError::from(e)));
+            warn!("cannot register an accepted socket: peer={peer} error=\"{e}\"");
+            factory_on_error(&*self.factory, Some(peer), &DriverError::from(e));
             return;
         }
         let key = self.insert(Conn::new(socket, proto, peer, None, None));
@@ -381,23 +434,29 @@ impl<F: Factory> EventLoop<F> {
             notify,
         } = request;
         self.had_connection = true;
+        let path = request.path.clone();
+        let failed = |e: io::Error| {
+            debug!(
+                "client connect failed: peer={addr} path={:?} error=\"I/O error: {e}\"",
+                path
+            );
+            let _ = notify.send(Err(DriverError::from(e)));
+        };
         let stream = match TcpStream::connect(addr) {
             Ok(stream) => stream,
-            Err(e) => {
-                let _ = notify.send(Err(DriverError::from(e)));
-                return;
-            }
+            Err(e) => return failed(e),
         };
         let key = self.conns.vacant_key();
         let mut socket = Socket::connecting(stream);
         let interest = Interest::READABLE | Interest::WRITABLE;
         if let Err(e) = socket.register(self.poll.registry(), Token(key.index), interest) {
-            let _ = notify.send(Err(DriverError::from(e)));
-            return;
+            return failed(e);
         }
         self.connections.fetch_add(1, Ordering::AcqRel);
         let proto = Connection::client(self.config.protocol.clone(), request, now);
-        let key = self.insert(Conn::new(socket, proto, addr, Some(handler), Some(notify)));
+        let mut conn = Conn::new(socket, proto, addr, Some(handler), Some(notify));
+        conn.path = Some(path);
+        let key = self.insert(conn);
         self.schedule(key);
     }
 
@@ -476,11 +535,17 @@ impl<F: Factory> EventLoop<F> {
         };
         let error = DriverError::from(error);
         if conn.error.is_none() {
+            // An open connection's error is in its close line; a client's in its connect
+            // failure's.
             if conn.session.is_some() {
-                with_handler(conn, |h, s| h.on_error(s, &error));
+                with_handler(conn, "on_error", |h, s| h.on_error(s, &error));
             } else if conn.notify.is_none() {
-                let peer = conn.peer;
-                guarded(|| self.factory.on_error(Some(peer), &error));
+                debug!(
+                    "connection failed before its handshake completed: peer={} path={} error=\"{error}\"",
+                    conn.peer,
+                    conn.path()
+                );
+                factory_on_error(&*self.factory, Some(conn.peer), &error);
             }
             if let Some(conn) = self.conns.get_mut(key) {
                 conn.error = Some(error);
@@ -552,10 +617,16 @@ impl<F: Factory> EventLoop<F> {
                 && s.shared.refused.swap(false, Ordering::AcqRel)
         });
         if drained {
-            if with_handler(conn, |h, s| h.on_drain(s)).is_none() {
+            if with_handler(conn, "on_drain", |h, s| h.on_drain(s)).is_none() {
                 // A panicking on_drain fails the connection like any callback.
                 conn.error.get_or_insert(DriverError::HandlerPanicked);
-                let _ = conn.proto.fail(ws_proto::CloseCode::INTERNAL_ERROR, now);
+                if conn
+                    .proto
+                    .fail(ws_proto::CloseCode::INTERNAL_ERROR, now)
+                    .is_ok()
+                {
+                    conn.closed_by(Closer::Failing);
+                }
             }
             self.apply_local(now);
             self.mark_dirty(key);
@@ -595,11 +666,38 @@ impl<F: Factory> EventLoop<F> {
                 reason: status.map(|s| s.reason.clone()).unwrap_or_default(),
                 error: conn.error.take(),
             };
-            with_handler(&mut conn, |h, s| h.on_close(s, &disconnect));
+            debug!(
+                "{} connection closed: peer={} path={} code={} reason={:?} by={}{}",
+                role_name(conn.proto.role()),
+                conn.peer,
+                conn.path(),
+                disconnect.code,
+                disconnect.reason,
+                closed_by(conn.closer, disconnect.code),
+                ErrorField(disconnect.error.as_ref()),
+            );
+            with_handler(&mut conn, "on_close", |h, s| h.on_close(s, &disconnect));
         } else if let Some(notify) = conn.notify.take() {
             let error = conn.error.take().unwrap_or(DriverError::ConnectTimeout);
+            debug!(
+                "client connect failed: peer={} path={} error=\"{error}\"",
+                conn.peer,
+                conn.path()
+            );
             let _ = notify.send(Err(error));
         }
         self.apply_local(Instant::now());
+    }
+}
+
+/// ` error="..."` after a close line, when the connection ended with an error.
+struct ErrorField<'a>(Option<&'a DriverError>);
+
+impl std::fmt::Display for ErrorField<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(e) => write!(f, " error={:?}", e.to_string()),
+            None => Ok(()),
+        }
     }
 }
