@@ -212,6 +212,24 @@ impl FrameHeader {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn encoded_len_counts_the_masking_key_and_each_length_form() {
+        for (payload_len, unmasked) in [(0, 2), (125, 2), (126, 4), (0xffff, 4), (0x10000, 10)] {
+            for mask in [None, Some([1, 2, 3, 4])] {
+                let header = FrameHeader {
+                    fin: true,
+                    rsv: 0,
+                    opcode: OpCode::Binary,
+                    mask,
+                    payload_len,
+                };
+                let expected = unmasked + if mask.is_some() { 4 } else { 0 };
+                assert_eq!(header.encoded_len(), expected, "{payload_len} {mask:?}");
+                assert_eq!(header.encode().1, expected);
+            }
+        }
+    }
     use proptest::prelude::*;
 
     fn opcode() -> impl Strategy<Value = OpCode> {
