@@ -37,7 +37,18 @@ pub type CloseCallback = Arc<dyn Fn(&str, u16, &str) + Send + Sync>;
 /// `None` for 404.
 pub type HttpCallback = Arc<dyn Fn(&str) -> Option<(String, Vec<u8>)> + Send + Sync>;
 
-/// One connection on a server (`i_session`).
+/// One connection on a server (`i_session`). The connection callback hands each new one over;
+/// keep it to send to that participant later, from any thread.
+///
+/// ```
+/// use ws_facade::{ServerConfig, WebSocketFacade};
+/// let mut config = ServerConfig::default();
+/// config.port = 9001;
+/// let server = WebSocketFacade::create_server(&config).unwrap();
+/// server.set_connection_callback(|session| {
+///     let _ = session.send(format!("welcome, {}", session.id()).into_bytes());
+/// });
+/// ```
 pub trait Session: Send + Sync {
     /// The session id: the client id the peer announced (`X-Client-Id` header or `?id=` query
     /// parameter), else its `ip:port`; made unique with a `#N` suffix if already in use.
@@ -71,6 +82,19 @@ pub trait WebSocketSession: Session {
 }
 
 /// A server (`i_protocol_server`).
+///
+/// ```
+/// use ws_facade::{ServerConfig, WebSocketFacade};
+/// let mut config = ServerConfig::default();
+/// config.port = 9001;
+/// config.path = "/chat".into();
+/// let server = WebSocketFacade::create_server(&config).unwrap();
+/// server.set_receive_callback(|id, payload| println!("{id} sent {} bytes", payload.len()));
+/// server.start(0).unwrap(); // 0: any free port (the configured one is for `start(config.port)`)
+/// assert!(server.is_running());
+/// server.stop().unwrap();
+/// assert!(!server.is_running());
+/// ```
 pub trait ProtocolServer: Send + Sync {
     /// Starts listening on `port` (on all interfaces). Port 0 picks a free port (see
     /// [`local_addr`](Self::local_addr)). Returns once the server accepts connections.
@@ -119,7 +143,20 @@ impl dyn ProtocolServer + '_ {
     }
 }
 
-/// WebSocket features of a server (`i_websocket_server`).
+/// WebSocket features of a server (`i_websocket_server`), reached with `as_websocket()`.
+///
+/// ```
+/// use ws_facade::{ServerConfig, WebSocketFacade};
+/// let mut config = ServerConfig::default();
+/// config.port = 9001;
+/// let server = WebSocketFacade::create_server(&config).unwrap();
+/// let ws = server.as_websocket().unwrap();
+/// ws.set_text_callback(|id, text| println!("{id}: {text}"));
+/// server.start(0).unwrap();
+/// // One frame, encoded once, for every participant (none here yet).
+/// ws.broadcast_text("server restarting in 5 minutes").unwrap();
+/// server.stop().unwrap();
+/// ```
 pub trait WebSocketServer: ProtocolServer {
     /// Sends a text message to every open session (encoded once, shared). Sessions over their
     /// buffer limit miss it; an event loop already holding a buffer's worth of broadcasts it
@@ -165,6 +202,19 @@ impl dyn WebSocketServer + '_ {
 }
 
 /// A client (`i_protocol_client`).
+///
+/// ```
+/// use ws_facade::{ClientConfig, Error, WebSocketFacade};
+/// let mut config = ClientConfig::default();
+/// config.client_id = "bob".into();
+/// config.path = "/chat".into();
+/// let client = WebSocketFacade::create_client(&config).unwrap();
+/// client.set_connected_callback(|| println!("connected"));
+/// client.set_receive_callback(|data| println!("{}", String::from_utf8_lossy(data)));
+/// // Nothing listens on port 1: the start fails, and says why.
+/// assert!(matches!(client.start("127.0.0.1", 1), Err(Error::Connect(_))));
+/// assert!(!client.is_running());
+/// ```
 pub trait ProtocolClient: Send + Sync {
     /// Connects to `host:port` on the configured path and completes the upgrade; returns once
     /// it succeeded or failed (within the connect timeout), so sending right after is safe.

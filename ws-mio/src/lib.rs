@@ -14,6 +14,38 @@
 //! whose output reaches half the limit stops being read until it drains, so replies are held
 //! back by TCP flow control, never dropped.
 //!
+//! # An echo server and a client
+//!
+//! ```
+//! use std::sync::mpsc;
+//! use ws_mio::{Client, ClientConfig, Handler, Message, Server, ServerConfig, Session};
+//!
+//! #[derive(Clone)] // a cloneable handler is its own factory: one clone per connection
+//! struct Echo;
+//! impl Handler for Echo {
+//!     fn on_message(&mut self, session: &Session, message: Message) {
+//!         let _ = session.send(message);
+//!     }
+//! }
+//!
+//! /// The client's handler: hands what it receives to the main thread.
+//! struct Print(mpsc::Sender<Message>);
+//! impl Handler for Print {
+//!     fn on_message(&mut self, _session: &Session, message: Message) {
+//!         let _ = self.0.send(message);
+//!     }
+//! }
+//!
+//! let server = Server::bind("127.0.0.1:0", ServerConfig::default(), Echo).unwrap();
+//! let url = format!("ws://{}/echo", server.local_addr());
+//! let (tx, rx) = mpsc::channel();
+//! let client = Client::connect(&url, ClientConfig::default(), Print(tx)).unwrap();
+//! client.session().send_text("hello").unwrap();
+//! assert_eq!(rx.recv().unwrap(), Message::Text("hello".into()));
+//! client.stop();
+//! server.stop();
+//! ```
+//!
 //! # Logging
 //!
 //! The driver logs through the [`log`](https://docs.rs/log) facade (any logger, or `tracing`

@@ -158,8 +158,29 @@ pub(crate) struct Shared {
 /// [`Handler::on_drain`](crate::Handler::on_drain) says when to go on.
 ///
 /// Replies never meet that limit: while a connection's output is high, its loop stops
-/// reading it (see [`ServerConfig`](crate::ServerConfig)), so what a handler sends in answer
-/// to the messages it receives is held back by TCP flow control on the peer, not dropped.
+/// reading it (see [`BackpressurePolicy`]), so what a handler sends in answer to the messages
+/// it receives is held back by TCP flow control on the peer, not dropped.
+///
+/// A session is handed to every callback; keep a clone to send from elsewhere, for example
+/// a timer thread:
+///
+/// ```
+/// use std::time::Duration;
+/// use ws_mio::{Handler, Session};
+///
+/// struct Ticker;
+/// impl Handler for Ticker {
+///     fn on_open(&mut self, session: &Session) {
+///         let session = session.clone();
+///         std::thread::spawn(move || {
+///             // Until the connection ends: sends fail with `SendError::Closed` then.
+///             while session.send_text("tick").is_ok() {
+///                 std::thread::sleep(Duration::from_secs(1));
+///             }
+///         });
+///     }
+/// }
+/// ```
 #[derive(Clone)]
 pub struct Session {
     pub(crate) shared: Arc<Shared>,
