@@ -11,7 +11,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
 
-use ws_proto::frame::MAX_CONTROL_PAYLOAD;
+use ws_proto::frame::{MAX_CONTROL_PAYLOAD, MAX_HEADER_LEN};
 use ws_proto::{close, fits_output_limit, CloseCode, PreparedMessage, SendError};
 
 use crate::config::BackpressurePolicy;
@@ -51,13 +51,18 @@ impl Outgoing {
         !matches!(self, Outgoing::Close(..) | Outgoing::Fail { .. })
     }
 
-    /// What the command counts for in [`Shared::pending`] until the loop hands it over.
+    /// What the command counts for in [`Shared::pending`] until the loop hands it over: its
+    /// bytes on the wire, with the largest frame header for those not encoded yet: never less
+    /// than what the connection will count for it, so a send the session admits is one the
+    /// connection has room for, automatic control frames (pongs) aside. Under
+    /// [`BackpressurePolicy::Close`], a send admitted here and refused there would fail the
+    /// connection without the sender seeing `BufferFull`.
     pub(crate) fn len(&self) -> usize {
         match self {
-            Outgoing::Text(t) => t.len(),
-            Outgoing::Binary(b) => b.len(),
+            Outgoing::Text(t) => t.len() + MAX_HEADER_LEN,
+            Outgoing::Binary(b) => b.len() + MAX_HEADER_LEN,
             Outgoing::Prepared(p) => p.wire_len(),
-            Outgoing::Ping(p) => p.len(),
+            Outgoing::Ping(p) => p.len() + MAX_HEADER_LEN,
             Outgoing::Close(_, r) => r.len(),
             Outgoing::Fail { .. } => 0,
         }
