@@ -20,7 +20,8 @@ Joins the chat room at ws://HOST:PORT/chat as NICK (default alice), posts three 
 prints every message it receives and leaves 500 ms after its last line.
 
 options:
-  --host HOST    the chat server's host (default 127.0.0.1)
+  --host HOST    the chat server's host, a name or an IP address such as ::1
+                 (default 127.0.0.1)
   --port PORT    the chat server's port (default 9001)
   --expect N     leave once N messages have been received instead (10 s at most)
   -v, --verbose  debug logs on stderr (default: warnings only; RUST_LOG overrides both)
@@ -110,8 +111,9 @@ fn main() {
     let me = nick.clone();
     client.set_error_callback(move |error| eprintln!("[{me}] error: {error}"));
 
-    if let Err(e) = client.start(&host, port) {
-        eprintln!("connect failed: {e}");
+    // A failed start reaches the error callback too (once, with the address tried), so its
+    // Err is not printed again here.
+    if client.start(&host, port).is_err() {
         std::process::exit(1);
     }
 

@@ -1,7 +1,7 @@
 //! Tutorial 1: a broadcasting chat server bound to `/chat`.
 //!
 //! ```text
-//! cargo run --release --example chat_server [-- --port 9001]
+//! cargo run --release --example chat_server [-- [--host ::1] [--port 9001]]
 //! ```
 //! Every message is sent to every participant as `"<sender id>: <message>"`. The server also
 //! answers `GET /` with a chat page, so http://localhost:9001/ in a browser is a working chat.
@@ -16,18 +16,21 @@ use ws_facade::{ServerConfig, Session, WebSocketFacade};
 const PAGE: &str = include_str!("chat_page.html");
 
 const USAGE: &str = "\
-usage: chat_server [--port PORT] [--verbose]
+usage: chat_server [--host HOST] [--port PORT] [--verbose]
 
 A broadcasting chat room on ws://localhost:PORT/chat, with a chat page for browsers on
 http://localhost:PORT/. Ctrl-C stops it: every participant is closed with 1001.
 
 options:
-  --port PORT    port to listen on, on all interfaces (default 9001)
+  --host HOST    address to listen on, e.g. 127.0.0.1 or ::1 (default: every interface,
+                 IPv6 and IPv4)
+  --port PORT    port to listen on (default 9001)
   -v, --verbose  debug logs on stderr (default: warnings only; RUST_LOG overrides both)
   -h, --help     print this help and exit";
 
 /// The command line.
 struct Args {
+    host: Option<String>,
     port: u16,
     verbose: bool,
 }
@@ -35,12 +38,14 @@ struct Args {
 fn parse_args() -> Result<Args, lexopt::Error> {
     use lexopt::Arg::{Long, Short};
     let mut args = Args {
+        host: None,
         port: 9001,
         verbose: false,
     };
     let mut parser = lexopt::Parser::from_env();
     while let Some(arg) = parser.next()? {
         match arg {
+            Long("host") => args.host = Some(parser.value()?.into_string()?),
             Long("port") => args.port = parsed(&mut parser, "--port")?,
             Short('v') | Long("verbose") => args.verbose = true,
             Short('h') | Long("help") => {
@@ -74,8 +79,15 @@ fn main() {
     let level = if args.verbose { "debug" } else { "warn" };
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level)).init();
     let port = args.port;
+    // The host to show in the URLs below: localhost when listening on every interface.
+    let shown = match args.host.as_deref() {
+        None | Some("::" | "[::]" | "0.0.0.0") => "localhost".to_owned(),
+        Some(host) if host.contains(':') && !host.starts_with('[') => format!("[{host}]"),
+        Some(host) => host.to_owned(),
+    };
 
     let mut config = ServerConfig::default();
+    config.host = args.host;
     config.port = port;
     config.path = "/chat".into();
     config.server_id = "chat-server".into();
@@ -144,7 +156,7 @@ fn main() {
         eprintln!("[chat] cannot catch Ctrl-C: {e}");
     }
 
-    println!("[chat] ws://localhost:{port}/chat");
-    println!("[chat] open http://localhost:{port}/ in a browser to join");
+    println!("[chat] ws://{shown}:{port}/chat");
+    println!("[chat] open http://{shown}:{port}/ in a browser to join");
     server.wait_for_stop();
 }

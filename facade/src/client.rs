@@ -397,10 +397,12 @@ impl ProtocolClient for WsClient {
         })?;
         // The Client of an ended connection is joined here, without the lock.
         drop(left);
-        let url = WsUrl {
-            host: host.to_owned(),
-            port,
-            path: self.config.path.clone(),
+        // Through the driver's URL parser: an IPv6 host with or without brackets, a name
+        // checked and normalised, the path percent-encoded; a fragment is refused.
+        let url = WsUrl::new(host, port, &self.config.path);
+        let target = match &url {
+            Ok(url) => url.to_string(),
+            Err(_) => format!("host {host:?} port {port}"),
         };
         let mut driver_config = ws_mio::ClientConfig::default();
         driver_config.protocol = self.config.protocol();
@@ -408,7 +410,9 @@ impl ProtocolClient for WsClient {
         driver_config.headers = vec![("X-Client-Id".into(), self.client_id.clone())];
         // Without the lock: the connected and error callbacks, which run meanwhile on the
         // client's thread, can call every method (another `start` gets `AlreadyRunning`).
-        let result = ws_mio::Client::connect_url(&url, driver_config, self.bridge(attempt));
+        let result = url
+            .map_err(ws_mio::ConnectError::InvalidUrl)
+            .and_then(|url| ws_mio::Client::connect_url(&url, driver_config, self.bridge(attempt)));
         let outcome = self.shared.transition(|state| {
             state.change(|now| {
                 let start = match now {
@@ -452,14 +456,14 @@ impl ProtocolClient for WsClient {
                 }
             })
         });
-        let (id, host, path) = (&self.client_id, &url.host, &url.path);
+        let id = &self.client_id;
         match &outcome {
-            Outcome::Started => debug!("client {id:?} connected to ws://{host}:{port}{path}"),
-            Outcome::Stopped(_) => debug!(
-                "client {id:?} connected to ws://{host}:{port}{path} and was stopped while starting"
-            ),
+            Outcome::Started => debug!("client {id:?} connected to {target}"),
+            Outcome::Stopped(_) => {
+                debug!("client {id:?} connected to {target} and was stopped while starting")
+            }
             Outcome::Failed { error, .. } => {
-                debug!("client {id:?} could not connect to ws://{host}:{port}{path}: {error}");
+                debug!("client {id:?} could not connect to {target}: {error}");
             }
         }
         match outcome {

@@ -16,6 +16,8 @@ use crate::error::{ConfigError, Error};
 /// config.path = "/chat".into();
 /// config.server_id = "chat-server".into();
 /// assert_eq!(config.max_connections, 10_000);
+/// assert_eq!(config.host, None); // every interface, IPv6 and IPv4
+/// config.host = Some("::1".into()); // the IPv6 loopback only
 /// ```
 #[derive(Debug, Clone)]
 #[non_exhaustive]
@@ -25,6 +27,14 @@ pub struct ServerConfig {
     pub port: u16,
     /// The URL path the server is bound to; upgrades to any other path get 404. Default `/`.
     pub path: String,
+    /// The address to listen on: an IP address (`127.0.0.1`, `::1` or `[::1]`, `0.0.0.0`
+    /// for every IPv4 interface, `::` for every IPv6 one) or a host name (its first address
+    /// that can be bound). `None`, the default, is every interface, IPv6 and IPv4, with one
+    /// listener on `[::]` that takes IPv4 connections too (their peers are shown as IPv4
+    /// addresses); on a system where such a listener would take IPv6 only (`IPV6_V6ONLY` on by
+    /// default, as on Windows and the BSDs) or without IPv6, on `0.0.0.0`. An empty string is
+    /// refused ([`ConfigError::Host`]).
+    pub host: Option<String>,
     /// The server's name; empty means a generated `ws_server_NNNNNNNN`.
     pub server_id: String,
     /// Largest message accepted (1009 beyond). Default 64 MiB.
@@ -59,6 +69,7 @@ impl Default for ServerConfig {
         ServerConfig {
             port: 0,
             path: "/".into(),
+            host: None,
             server_id: String::new(),
             max_message_size: proto.max_message_size,
             max_frame_size: proto.max_frame_size,
@@ -137,6 +148,9 @@ pub(crate) fn validate_server(config: &ServerConfig) -> Result<String, Error> {
     }
     if config.ping_interval.is_some_and(|i| i.is_zero()) {
         return Err(Error::InvalidConfig(ConfigError::PingInterval));
+    }
+    if config.host.as_deref().is_some_and(|h| h.trim().is_empty()) {
+        return Err(Error::InvalidConfig(ConfigError::Host));
     }
     validate_path(&config.path)?;
     Ok(if config.server_id.is_empty() {
@@ -230,6 +244,15 @@ mod tests {
             ..Default::default()
         };
         assert!(validate_server(&empty_path).is_err());
+        let no_host = ServerConfig {
+            port: 1,
+            host: Some(String::new()),
+            ..Default::default()
+        };
+        assert_eq!(
+            validate_server(&no_host).unwrap_err().to_string(),
+            "websocket_facade: host must not be empty (leave it unset for every interface)"
+        );
         let zero_ping = ClientConfig {
             ping_interval: Duration::ZERO,
             ..Default::default()

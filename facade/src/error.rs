@@ -16,6 +16,8 @@ pub enum ConfigError {
     Path,
     /// The ping interval is zero.
     PingInterval,
+    /// The server's host is an empty string (`None` means every interface).
+    Host,
 }
 
 /// What went wrong in a facade call or on a connection. [`message`](Self::message) (or
@@ -27,14 +29,18 @@ pub enum Error {
     InvalidConfig(ConfigError),
     /// `start` was called on a running server or client.
     AlreadyRunning,
-    /// The server could not listen on its port (in use, permission denied...).
+    /// The server could not listen on its port (in use, permission denied, a
+    /// [`ServerConfig::host`](crate::ServerConfig::host) that is not an address of this
+    /// machine...).
     Bind {
         /// The port asked for.
         port: u16,
         /// The operating system's error.
         source: Arc<io::Error>,
     },
-    /// The client could not connect or upgrade.
+    /// The client could not connect or upgrade. The message names the host that did not
+    /// resolve, or each address tried and why it failed, e.g. `connection failed:
+    /// 127.0.0.1:9001: Connection refused (os error 111)`.
     Connect(Arc<ws_mio::ConnectError>),
     /// The client or session is not connected.
     NotConnected,
@@ -81,6 +87,9 @@ impl fmt::Display for Error {
             Error::InvalidConfig(ConfigError::PingInterval) => {
                 f.write_str("websocket_facade: ping_interval must be positive")
             }
+            Error::InvalidConfig(ConfigError::Host) => f.write_str(
+                "websocket_facade: host must not be empty (leave it unset for every interface)",
+            ),
             Error::AlreadyRunning => f.write_str("already running"),
             Error::Bind { port, source } => match source.kind() {
                 io::ErrorKind::AddrInUse => {

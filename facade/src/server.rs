@@ -1,10 +1,11 @@
 //! The facade server: a [`ws_mio::Server`] whose events become the tutorial's callbacks.
 
 use std::collections::{HashMap, HashSet};
+use std::io;
 use std::net::SocketAddr;
 use std::sync::{Arc, Condvar, Mutex};
 
-use log::{debug, info};
+use log::{debug, info, warn};
 
 use ws_mio::ws_proto::handshake::{resource_path, resource_query, Request, UpgradeRequest};
 use ws_mio::{
@@ -129,7 +130,7 @@ impl WebSocketSession for FacadeSession {
         self.session.subprotocol()
     }
     fn peer_addr(&self) -> SocketAddr {
-        self.session.peer_addr()
+        canonical(self.session.peer_addr())
     }
 }
 
@@ -178,6 +179,84 @@ fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// The address of a peer as the application sees it. An IPv4 peer of a dual-stack `[::]`
+/// listener arrives as an IPv4-mapped IPv6 address (`[::ffff:127.0.0.1]:40000`): it is shown
+/// as the IPv4 address it is (`127.0.0.1:40000`), as with an IPv4 listener.
+fn canonical(peer: SocketAddr) -> SocketAddr {
+    match peer {
+        SocketAddr::V6(v6) => match v6.ip().to_ipv4_mapped() {
+            Some(v4) => SocketAddr::from((v4, v6.port())),
+            None => peer,
+        },
+        v4 => v4,
+    }
+}
+
+/// Binds the server: on `host` when one is configured (its first address that binds), else
+/// on every interface, IPv6 and IPv4, with one listener:
+///
+/// * `[::]`, which also takes IPv4 connections (as IPv4-mapped addresses) where the system's
+///   default for `IPV6_V6ONLY` is off: Linux and macOS, among others. Binding `0.0.0.0` on the
+///   same port then fails with "address in use", which is how this is checked (std does not
+///   expose the option itself);
+/// * `0.0.0.0` (IPv4 only, with a warning) where `[::]` would be IPv6-only (Windows and the
+///   BSDs by default): serving IPv4 matters more there, and is what the server did before it
+///   knew IPv6;
+/// * `0.0.0.0` where the machine has no IPv6 at all.
+fn bind(
+    host: Option<&str>,
+    port: u16,
+    config: ws_mio::ServerConfig,
+    bridge: impl Fn() -> Bridge,
+) -> io::Result<ws_mio::Server> {
+    if let Some(host) = host {
+        // An IPv6 address may come in brackets, as in a URL.
+        let host = host
+            .strip_prefix('[')
+            .and_then(|h| h.strip_suffix(']'))
+            .unwrap_or(host);
+        return ws_mio::Server::bind((host, port), config, bridge());
+    }
+    let server = match ws_mio::Server::bind(
+        (std::net::Ipv6Addr::UNSPECIFIED, port),
+        config.clone(),
+        bridge(),
+    ) {
+        Ok(server) => server,
+        // Also what IPv4 would say.
+        Err(e)
+            if matches!(
+                e.kind(),
+                io::ErrorKind::AddrInUse | io::ErrorKind::PermissionDenied
+            ) =>
+        {
+            return Err(e)
+        }
+        Err(e) => {
+            info!("no IPv6 here ({e}): listening on IPv4 only");
+            return ws_mio::Server::bind((std::net::Ipv4Addr::UNSPECIFIED, port), config, bridge());
+        }
+    };
+    let port = server.local_addr().port();
+    match std::net::TcpListener::bind((std::net::Ipv4Addr::UNSPECIFIED, port)) {
+        Err(e) if e.kind() == io::ErrorKind::AddrInUse => Ok(server),
+        Err(e) => {
+            // Not a sign either way: keep the IPv6 listener.
+            debug!("checking that [::]:{port} takes IPv4 too: binding 0.0.0.0:{port}: {e}");
+            Ok(server)
+        }
+        Ok(probe) => {
+            drop(probe);
+            server.stop();
+            warn!(
+                "[::]:{port} would take IPv6 connections only on this system: listening on \
+                 0.0.0.0 (IPv4) only; set ServerConfig::host to \"::\" to serve IPv6"
+            );
+            ws_mio::Server::bind((std::net::Ipv4Addr::UNSPECIFIED, port), config, bridge())
+        }
+    }
+}
+
 /// Decides on upgrade requests: every one is accepted with a [`Member`] that carries the name
 /// the client announced and the path it asked for.
 struct Bridge(Arc<Inner>);
@@ -188,7 +267,7 @@ impl Factory for Bridge {
     fn on_request(&self, request: &UpgradeRequest, peer: SocketAddr) -> Decision<Member> {
         Decision::accept(Member {
             inner: Arc::clone(&self.0),
-            name: announced_name(request).unwrap_or_else(|| peer.to_string()),
+            name: announced_name(request).unwrap_or_else(|| canonical(peer).to_string()),
             path: resource_path(&request.path).to_owned(),
             session: None,
             callbacks: self.0.callbacks.view(),
@@ -209,7 +288,7 @@ impl Factory for Bridge {
             // known here: the protocol layer refuses a wrong path without handing it on.)
             let error = match peer {
                 Some(peer) => Error::Incoming {
-                    peer,
+                    peer: canonical(peer),
                     error: error.clone(),
                 },
                 None => Error::Connection(error.clone()),
@@ -259,7 +338,7 @@ impl Handler for Member {
         debug!(
             "session {:?} joined: peer={} path={:?}",
             facade_session.id,
-            session.peer_addr(),
+            canonical(session.peer_addr()),
             facade_session.path
         );
         self.session = Some(Arc::clone(&facade_session));
@@ -307,7 +386,7 @@ impl Handler for Member {
         debug!(
             "session {:?} left: peer={} code={} reason={:?}",
             removed.id,
-            session.peer_addr(),
+            canonical(session.peer_addr()),
             disconnect.code,
             disconnect.reason
         );
@@ -345,11 +424,10 @@ impl ProtocolServer for WsServer {
         driver_config.protocol = config.protocol();
         driver_config.threads = config.threads;
         driver_config.max_connections = config.max_connections;
-        let server = ws_mio::Server::bind(
-            ("0.0.0.0", port),
-            driver_config,
-            Bridge(Arc::clone(&self.inner)),
-        )
+        let inner = &self.inner;
+        let server = bind(config.host.as_deref(), port, driver_config, || {
+            Bridge(Arc::clone(inner))
+        })
         .map_err(|e| Error::Bind {
             port,
             source: Arc::new(e),

@@ -96,7 +96,8 @@ pub trait WebSocketSession: Session {
 /// assert!(!server.is_running());
 /// ```
 pub trait ProtocolServer: Send + Sync {
-    /// Starts listening on `port` (on all interfaces). Port 0 picks a free port (see
+    /// Starts listening on `port`, on [`ServerConfig::host`](crate::ServerConfig::host) (all
+    /// interfaces, IPv6 and IPv4, by default). Port 0 picks a free port (see
     /// [`local_addr`](Self::local_addr)). Returns once the server accepts connections.
     fn start(&self, port: u16) -> Result<(), Error>;
     /// Closes every connection (1001), waits for them (bounded), stops the threads. Safe from

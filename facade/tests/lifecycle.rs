@@ -360,7 +360,7 @@ fn an_unresolvable_host_reports_the_error_once() {
         panic!("{result:?}");
     };
     assert!(
-        matches!(**error, ws_mio::ConnectError::Resolve(_)),
+        matches!(**error, ws_mio::ConnectError::Resolve { .. }),
         "{error}"
     );
     assert_eq!(*errors.lock().unwrap(), [error.to_string()]);

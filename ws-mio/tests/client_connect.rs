@@ -34,9 +34,10 @@ fn connecting_to_a_closed_port_fails() {
         handler,
     );
     match result {
-        Err(ConnectError::Failed(DriverError::Io(e))) => {
-            assert_eq!(e.kind(), ErrorKind::ConnectionRefused, "{e}")
-        }
+        Err(ConnectError::Unreachable(failures)) => match failures.as_slice() {
+            [(_, DriverError::Io(e))] => assert_eq!(e.kind(), ErrorKind::ConnectionRefused, "{e}"),
+            other => panic!("expected one refused address, got {other:?}"),
+        },
         other => panic!("expected a refused connection, got {other:?}"),
     }
     assert!(
@@ -62,9 +63,10 @@ fn connecting_to_another_path_is_refused_with_404() {
         handler,
     );
     match result {
-        Err(ConnectError::Failed(DriverError::Protocol(Error::Handshake(
-            HandshakeError::UnexpectedStatus(404),
-        )))) => {}
+        Err(ConnectError::Failed {
+            error: DriverError::Protocol(Error::Handshake(HandshakeError::UnexpectedStatus(404))),
+            ..
+        }) => {}
         other => panic!("expected a 404 handshake failure, got {other:?}"),
     }
     assert!(
@@ -110,9 +112,10 @@ fn a_server_that_never_answers_fails_the_connect_within_its_timeout() {
     let elapsed = started.elapsed();
     match result {
         // The TCP connect succeeded, so it is the opening handshake that timed out.
-        Err(ConnectError::Failed(DriverError::Protocol(Error::Timeout(
-            TimeoutKind::Handshake,
-        )))) => {}
+        Err(ConnectError::Failed {
+            error: DriverError::Protocol(Error::Timeout(TimeoutKind::Handshake)),
+            ..
+        }) => {}
         other => panic!("expected a connect timeout, got {other:?}"),
     }
     assert!(elapsed >= connect_timeout, "gave up early: {elapsed:?}");

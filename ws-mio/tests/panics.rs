@@ -165,7 +165,10 @@ fn a_client_whose_on_open_panics_fails_to_connect() {
     assert!(
         matches!(
             result,
-            Err(ws_mio::ConnectError::Failed(DriverError::HandlerPanicked))
+            Err(ws_mio::ConnectError::Failed {
+                error: DriverError::HandlerPanicked,
+                ..
+            })
         ),
         "{result:?}"
     );

@@ -89,9 +89,14 @@ pub(crate) struct Listener {
     pub(crate) next: usize,
 }
 
-/// A client's connection, made on its loop thread before the loop runs.
+/// A client's connection, handed to its loop thread before the loop runs: TCP is connected
+/// already (by `Client::connect`, which tries each address of the host in turn).
 pub(crate) struct ConnectRequest<H> {
+    pub(crate) stream: TcpStream,
+    /// The address `stream` is connected to.
     pub(crate) addr: SocketAddr,
+    /// The end of the connect timeout: the opening handshake must be over by then.
+    pub(crate) deadline: Instant,
     pub(crate) request: ClientRequest,
     pub(crate) handler: H,
     pub(crate) notify: mpsc::Sender<Result<Session, DriverError>>,
@@ -425,39 +430,37 @@ impl<F: Factory> EventLoop<F> {
         self.mark_dirty(key);
     }
 
-    /// Client: starts connecting (the loop's one connection).
+    /// Client: starts the opening handshake on the loop's one connection.
     pub(crate) fn connect(&mut self, request: ConnectRequest<F::Handler>, now: Instant) {
         let ConnectRequest {
+            stream,
             addr,
+            deadline,
             request,
             handler,
             notify,
         } = request;
         self.had_connection = true;
         let path = request.path.clone();
-        let failed = |e: io::Error| {
-            debug!(
-                "client connect failed: peer={addr} path={:?} error=\"I/O error: {e}\"",
-                path
-            );
-            let _ = notify.send(Err(DriverError::from(e)));
-        };
-        let stream = match TcpStream::connect(addr) {
-            Ok(stream) => stream,
-            Err(e) => return failed(e),
-        };
+        // Registered like a socket whose connect is in progress: the first event (or the pass
+        // queued below) finds it connected and writes the request.
         let key = self.conns.vacant_key();
         let mut socket = Socket::connecting(stream);
         let interest = Interest::READABLE | Interest::WRITABLE;
         if let Err(e) = socket.register(self.poll.registry(), Token(key.index), interest) {
-            return failed(e);
+            debug!("client connect failed: peer={addr} path={path:?} error=\"I/O error: {e}\"");
+            let _ = notify.send(Err(DriverError::from(e)));
+            return;
         }
         self.connections.fetch_add(1, Ordering::AcqRel);
-        let proto = Connection::client(self.config.protocol.clone(), request, now);
+        // The handshake gets what is left of the connect timeout.
+        let mut protocol = self.config.protocol.clone();
+        protocol.handshake_timeout = Some(deadline.saturating_duration_since(now));
+        let proto = Connection::client(protocol, request, now);
         let mut conn = Conn::new(socket, proto, addr, Some(handler), Some(notify));
         conn.path = Some(path);
         let key = self.insert(conn);
-        self.schedule(key);
+        self.again.push(key);
     }
 
     fn insert(&mut self, conn: Conn<F::Handler>) -> Key {
