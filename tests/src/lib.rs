@@ -31,6 +31,33 @@ pub fn workspace_root() -> PathBuf {
         .to_path_buf()
 }
 
+/// Builds `examples` of `package` in release mode (a no-op when they are up to date) and
+/// returns the directory holding the binaries.
+pub fn build_examples(package: &str, examples: &[&str]) -> PathBuf {
+    let root = workspace_root();
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut build = Command::new(cargo);
+    build.args(["build", "--release", "-p", package]);
+    for example in examples {
+        build.args(["--example", example]);
+    }
+    let out = build
+        .current_dir(&root)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run cargo build");
+    assert!(
+        out.status.success(),
+        "building the {package} examples {examples:?} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .map(|t| if t.is_relative() { root.join(t) } else { t })
+        .unwrap_or_else(|| root.join("target"));
+    target.join("release/examples")
+}
+
 /// A file of this package (e.g. `interop/py_echo_server.py`).
 pub fn tests_file(relative: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(relative)

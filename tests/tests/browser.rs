@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
-use ws_tests::{chromium, free_port, node, tests_file, workspace_root, Peer};
+use ws_tests::{chromium, free_port, node, tests_file, Peer};
 
 const WAIT: Duration = Duration::from_secs(20);
 const XSS: &str = "<img src=x onerror=alert(1)>";
@@ -15,24 +15,7 @@ const XSS: &str = "<img src=x onerror=alert(1)>";
 /// Builds the two examples in release mode (a no-op when they are up to date) and returns the
 /// directory holding them.
 fn build_examples() -> PathBuf {
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let root = workspace_root();
-    let out = Command::new(cargo)
-        .args(["build", "--release", "-p", "ws-facade"])
-        .args(["--example", "chat_server", "--example", "chat_client"])
-        .current_dir(&root)
-        .output()
-        .expect("run cargo build");
-    assert!(
-        out.status.success(),
-        "building the chat examples failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .map(|t| if t.is_relative() { root.join(t) } else { t })
-        .unwrap_or_else(|| root.join("target"));
-    target.join("release/examples")
+    ws_tests::build_examples("ws-facade", &["chat_server", "chat_client"])
 }
 
 /// Starts `chat_server --port <free port>`, retrying on another port if the one picked was

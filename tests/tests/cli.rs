@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use ws_facade::{ClientConfig, WebSocketFacade};
-use ws_tests::{free_port, workspace_root};
+use ws_tests::{build_examples, free_port};
 
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -33,30 +33,16 @@ const EXAMPLES: [(&str, &str); 5] = [
 fn example(name: &str) -> PathBuf {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
     let dir = BUILT.get_or_init(|| {
-        let root = workspace_root();
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let mut dir = None;
         for package in ["ws-mio", "ws-facade"] {
-            let mut build = Command::new(&cargo);
-            build.args(["build", "--release", "-p", package]);
-            for (_, example) in EXAMPLES.iter().filter(|(p, _)| *p == package) {
-                build.args(["--example", example]);
-            }
-            let out = build
-                .current_dir(&root)
-                .stdin(Stdio::null())
-                .output()
-                .expect("run cargo build");
-            assert!(
-                out.status.success(),
-                "building the {package} examples failed:\n{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
+            let names: Vec<&str> = EXAMPLES
+                .iter()
+                .filter(|(p, _)| *p == package)
+                .map(|(_, name)| *name)
+                .collect();
+            dir = Some(build_examples(package, &names));
         }
-        let target = std::env::var_os("CARGO_TARGET_DIR")
-            .map(PathBuf::from)
-            .map(|t| if t.is_relative() { root.join(t) } else { t })
-            .unwrap_or_else(|| root.join("target"));
-        target.join("release/examples")
+        dir.expect("two packages")
     });
     dir.join(name)
 }

@@ -1059,36 +1059,18 @@ pub fn within<T>(what: &str, f: impl FnOnce() -> T) -> T {
 // Example processes
 // ------------------------------------------------------------------------------------------
 
-static BUILT: Mutex<Vec<String>> = Mutex::new(Vec::new());
+static BUILT: Mutex<Vec<(String, PathBuf)>> = Mutex::new(Vec::new());
 
 /// Builds `cargo build --release -p ws-mio --example NAME` (once per test process) and
 /// returns the path of the binary.
 pub fn example(name: &str) -> PathBuf {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("workspace root")
-        .to_path_buf();
     let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
-    if !built.iter().any(|n| n == name) {
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let out = Command::new(cargo)
-            .args(["build", "--release", "-p", "ws-mio", "--example", name])
-            .current_dir(&root)
-            .stdin(Stdio::null())
-            .output()
-            .expect("run cargo build");
-        assert!(
-            out.status.success(),
-            "building the {name} example failed:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        built.push(name.to_owned());
+    if let Some((_, path)) = built.iter().find(|(n, _)| n == name) {
+        return path.clone();
     }
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .map(|t| if t.is_relative() { root.join(t) } else { t })
-        .unwrap_or_else(|| root.join("target"));
-    target.join("release/examples").join(name)
+    let path = ws_tests::build_examples("ws-mio", &[name]).join(name);
+    built.push((name.to_owned(), path.clone()));
+    path
 }
 
 /// A child process whose stdout is read line by line on a thread; killed on drop.
