@@ -138,6 +138,26 @@ pub(crate) fn connect_first(
 ///
 /// [`connect`](Self::connect) returns once the opening handshake has succeeded or failed, so
 /// sending right after it never races the handshake.
+///
+/// ```
+/// use ws_mio::{Client, ClientConfig, ConnectError, Handler, Message, Session};
+///
+/// struct Printer;
+/// impl Handler for Printer {
+///     fn on_message(&mut self, _session: &Session, message: Message) {
+///         println!("{}", String::from_utf8_lossy(message.as_bytes()));
+///     }
+/// }
+///
+/// // Nothing listens on port 1 here: the error says which address failed, and why.
+/// match Client::connect("ws://127.0.0.1:1/chat", ClientConfig::default(), Printer) {
+///     Ok(client) => client.session().send_text("hello").unwrap(),
+///     Err(e) => assert!(e.to_string().contains("127.0.0.1:1")),
+/// }
+/// // A fragment has no meaning in a WebSocket URL (RFC 6455 §3): refused before connecting.
+/// let refused = Client::connect("ws://127.0.0.1:1/chat#top", ClientConfig::default(), Printer);
+/// assert!(matches!(refused, Err(ConnectError::InvalidUrl(_))));
+/// ```
 #[derive(Debug)]
 #[must_use = "dropping a Client closes its connection"]
 pub struct Client {
