@@ -221,7 +221,9 @@ pub trait ProtocolClient: Send + Sync {
     /// it succeeded or failed (within the connect timeout), so sending right after is safe.
     fn start(&self, host: &str, port: u16) -> Result<(), Error>;
     /// Closes normally (1000), waits for the closing handshake (bounded), stops the thread.
-    /// Safe from any thread; from inside a callback it starts the close and returns.
+    /// Safe from any thread; from inside a callback it starts the close and returns. Called
+    /// while a `start` is connecting, it returns at once: that `start` closes what it opened
+    /// and returns [`Error::StoppedWhileStarting`].
     fn stop(&self) -> Result<(), Error>;
     /// Sends a binary message.
     fn send(&self, data: Vec<u8>) -> Result<(), Error>;
