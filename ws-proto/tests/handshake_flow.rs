@@ -692,18 +692,20 @@ mod extensions {
         fn decode(
             &mut self,
             rsv: u8,
-            payload: Vec<u8>,
+            input: &[u8],
+            last: bool,
+            out: &mut Vec<u8>,
             max_size: usize,
-        ) -> Result<Vec<u8>, ExtensionError> {
+        ) -> Result<(), ExtensionError> {
             assert_eq!(rsv & RSV3, RSV3);
-            let data = invert(payload);
-            if data == b"boom" {
-                return Err(ExtensionError::InvalidData("boom"));
-            }
-            if data.len() > max_size {
+            if out.len() + input.len() > max_size {
                 return Err(ExtensionError::TooLarge);
             }
-            Ok(data)
+            out.extend(input.iter().map(|b| !*b));
+            if last && out == b"boom" {
+                return Err(ExtensionError::InvalidData("boom"));
+            }
+            Ok(())
         }
 
         fn encode(
@@ -882,7 +884,11 @@ mod extensions {
 
         let (_, mut server) = connected_pair(with_invert(), with_invert());
         server.receive(
-            &Frame::text("x").fin(false).rsv(RSV3).masked(MASK).encode(),
+            &Frame::new(TEXT, invert(b"x".to_vec()))
+                .fin(false)
+                .rsv(RSV3)
+                .masked(MASK)
+                .encode(),
             t0(),
         );
         server.receive(&Frame::cont("y").rsv(RSV3).masked(MASK).encode(), t0());
@@ -950,9 +956,12 @@ mod extensions {
         assert_eq!(
             events(&mut client),
             [Event::Error(Error::Handshake(
-                HandshakeError::UnexpectedExtension
+                HandshakeError::ExtensionRefused(ExtensionError::Negotiation(
+                    "unexpected parameter"
+                ))
             ))]
         );
+        assert!(client.is_terminated());
     }
 
     #[test]

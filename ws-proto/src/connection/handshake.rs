@@ -141,7 +141,7 @@ impl Connection {
                 .ok_or(HandshakeError::UnexpectedExtension)?;
             let ext = factory
                 .confirm(answer)
-                .map_err(|_| HandshakeError::UnexpectedExtension)?;
+                .map_err(HandshakeError::ExtensionRefused)?;
             self.add_extension(ext)
                 .ok_or(HandshakeError::UnexpectedExtension)?;
         }

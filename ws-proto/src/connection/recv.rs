@@ -9,6 +9,7 @@ use super::timers::Timer;
 use super::{Connection, Event, Phase, Role};
 use crate::close::CloseFrame;
 use crate::error::{Error, ProtocolError};
+use crate::extension::Extension;
 use crate::frame::{FrameHeader, OpCode, MAX_CONTROL_PAYLOAD, MAX_HEADER_LEN};
 use crate::mask::extend_masked;
 use crate::output::fits_output_limit;
@@ -47,10 +48,18 @@ impl Rx {
 pub(super) struct Incoming {
     opcode: OpCode,
     rsv: u8,
+    /// The message so far (decoded by the extensions when `transformed`).
     pub(super) buf: Vec<u8>,
-    /// `Some` when the text is validated as it arrives (not transformed by an extension).
+    /// Payload bytes received so far, as sent (before any extension decodes them).
+    wire_len: u64,
+    /// Some of `rsv` belong to a negotiated extension, which decodes the payload as it comes.
+    transformed: bool,
+    /// `Some` for text, validated as it arrives (after decoding).
     utf8: Option<Utf8Validator>,
 }
+
+/// Payload of a transformed message is unmasked through a buffer of this size on the stack.
+const UNMASK_CHUNK: usize = 4096;
 
 /// Never read more than this many bytes ahead of the message buffer's actual content.
 const MAX_PREALLOCATION: u64 = 1 << 20;
@@ -122,6 +131,21 @@ impl Connection {
                     data = rest;
                     *remaining -= take as u64;
                     let header = *header;
+                    let transformed = !header.opcode.is_control()
+                        && self.message.as_ref().is_some_and(|m| m.transformed);
+                    if transformed {
+                        let offset = *mask_offset;
+                        *mask_offset = (offset + take) % 4;
+                        let frame_done = *remaining == 0;
+                        let last = header.fin && frame_done;
+                        if let Err(e) = self.decode_payload(chunk, header.mask, offset, last) {
+                            return self.fail_with(Error::Protocol(e));
+                        }
+                        if frame_done {
+                            self.finish_frame(header);
+                        }
+                        continue;
+                    }
                     let target = if header.opcode.is_control() {
                         &mut self.control
                     } else {
@@ -234,18 +258,20 @@ impl Connection {
                 (Some(_), OpCode::Text | OpCode::Binary) => {
                     return Err(ProtocolError::ExpectedContinuation)
                 }
-                (Some(m), _) => m.buf.len() as u64,
+                (Some(m), _) => m.wire_len,
                 (None, opcode) => {
-                    let transformed = header.rsv & self.extension_rsv != 0;
                     self.message = Some(Incoming {
                         opcode,
                         rsv: header.rsv,
                         buf: Vec::new(),
-                        utf8: (opcode == OpCode::Text && !transformed).then(Utf8Validator::default),
+                        wire_len: 0,
+                        transformed: header.rsv & self.extension_rsv != 0,
+                        utf8: (opcode == OpCode::Text).then(Utf8Validator::default),
                     });
                     0
                 }
             };
+            // The limit holds for the message as sent and, in `decode_payload`, as decoded.
             let size = so_far + header.payload_len;
             if size > self.config.max_message_size as u64 {
                 return Err(ProtocolError::MessageTooLarge {
@@ -254,6 +280,19 @@ impl Connection {
                 });
             }
             if let Some(m) = &mut self.message {
+                m.wire_len = size;
+                if m.transformed {
+                    // The decoded size is unknown: the extension grows the buffer as it goes.
+                    self.rx = Rx::Payload {
+                        header,
+                        remaining: header.payload_len,
+                        mask_offset: 0,
+                    };
+                    if header.payload_len == 0 {
+                        return self.finish_empty_transformed_frame(header);
+                    }
+                    return Ok(());
+                }
                 // Reserve what was declared, but not more than 1 MiB ahead of the data.
                 let additional = header.payload_len.min(MAX_PREALLOCATION) as usize;
                 if m.buf.capacity() == 0 {
@@ -329,22 +368,71 @@ impl Connection {
         }
     }
 
+    /// An empty frame of a transformed message: nothing to decode, but the message may end.
+    fn finish_empty_transformed_frame(&mut self, header: FrameHeader) -> Result<(), ProtocolError> {
+        if header.fin {
+            self.decode_payload(&[], None, 0, true)?;
+        }
+        self.finish_frame(header);
+        Ok(())
+    }
+
+    /// Streams a piece of a transformed message's payload through the extensions that own its
+    /// RSV bits (the last negotiated first), into the message buffer, then validates the text
+    /// that came out. `last`: the message's final piece.
+    fn decode_payload(
+        &mut self,
+        chunk: &[u8],
+        mask: Option<[u8; 4]>,
+        mut mask_offset: usize,
+        last: bool,
+    ) -> Result<(), ProtocolError> {
+        let Some(message) = &mut self.message else {
+            return Ok(());
+        };
+        let start = message.buf.len();
+        let mut unmasked = [0u8; UNMASK_CHUNK];
+        let mut pieces = chunk.chunks(UNMASK_CHUNK).peekable();
+        if pieces.peek().is_none() {
+            decode_through(
+                &mut self.extensions,
+                message,
+                &[],
+                last,
+                self.config.max_message_size,
+            )?;
+        }
+        while let Some(piece) = pieces.next() {
+            let input = match mask {
+                Some(key) => {
+                    let buf = &mut unmasked[..piece.len()];
+                    buf.copy_from_slice(piece);
+                    mask_offset = crate::mask::apply_mask(buf, key, mask_offset);
+                    &*buf
+                }
+                None => piece,
+            };
+            let last_piece = last && pieces.peek().is_none();
+            decode_through(
+                &mut self.extensions,
+                message,
+                input,
+                last_piece,
+                self.config.max_message_size,
+            )?;
+        }
+        if let Some(v) = &mut message.utf8 {
+            v.feed(&message.buf[start..])
+                .map_err(|_| ProtocolError::InvalidUtf8)?;
+        }
+        Ok(())
+    }
+
     fn finish_message(&mut self) {
         let Some(message) = self.message.take() else {
             return;
         };
-        let mut payload = message.buf;
-        if message.rsv & self.extension_rsv != 0 {
-            for ext in self.extensions.iter_mut().rev() {
-                if message.rsv & ext.rsv_bits() == 0 {
-                    continue;
-                }
-                match ext.decode(message.rsv, payload, self.config.max_message_size) {
-                    Ok(decoded) => payload = decoded,
-                    Err(e) => return self.fail_with(Error::Protocol(ProtocolError::Extension(e))),
-                }
-            }
-        }
+        let payload = message.buf;
         let event = match message.opcode {
             OpCode::Text => {
                 if message.utf8.is_some_and(|v| v.finish().is_err()) {
@@ -359,4 +447,37 @@ impl Connection {
         };
         self.events.push_back(event);
     }
+}
+
+/// Decodes `input` through every extension owning some of the message's RSV bits, in reverse
+/// order of negotiation, into the message buffer.
+fn decode_through(
+    extensions: &mut [Box<dyn Extension>],
+    message: &mut Incoming,
+    input: &[u8],
+    last: bool,
+    max_size: usize,
+) -> Result<(), ProtocolError> {
+    let rsv = message.rsv;
+    let mut owners = extensions
+        .iter_mut()
+        .rev()
+        .filter(|e| rsv & e.rsv_bits() != 0)
+        .peekable();
+    let mut carried: Option<Vec<u8>> = None;
+    while let Some(ext) = owners.next() {
+        let piece = carried.take();
+        let input = piece.as_deref().unwrap_or(input);
+        let result = if owners.peek().is_none() {
+            ext.decode(rsv, input, last, &mut message.buf, max_size)
+        } else {
+            // Several transforms in a row: each one's output is the next one's input.
+            let mut next = Vec::new();
+            let result = ext.decode(rsv, input, last, &mut next, max_size);
+            carried = Some(next);
+            result
+        };
+        result.map_err(ProtocolError::Extension)?;
+    }
+    Ok(())
 }

@@ -1,12 +1,13 @@
 //! Frames out: messages split into frames of [`Config::fragment_size`], masked on a client
 //! (§5.3), transformed by negotiated extensions; control frames; prepared broadcast messages.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use rand::RngCore;
 
 use super::{Connection, Phase, Role};
 use crate::error::SendError;
+use crate::extension::Prepared;
 use crate::frame::{FrameHeader, OpCode, MAX_CONTROL_PAYLOAD};
 use crate::mask::apply_mask;
 use crate::output::{fits_output_limit, ZERO_COPY_THRESHOLD};
@@ -27,7 +28,13 @@ pub struct PreparedMessage {
     wire: Arc<Vec<u8>>,
     opcode: OpCode,
     payload_start: usize,
+    /// Transformed payloads shared by connections with the same extension settings (see
+    /// [`shared_encoding`](Self::shared_encoding)), shared by the clones of this message.
+    encodings: Arc<Mutex<Vec<SharedEncoding>>>,
 }
+
+/// An extension's settings key and its transformed payload (`None`: sent untransformed).
+type SharedEncoding = (u64, Option<Arc<Vec<u8>>>);
 
 impl PreparedMessage {
     /// A text message.
@@ -56,12 +63,53 @@ impl PreparedMessage {
             wire: Arc::new(wire),
             opcode,
             payload_start: n,
+            encodings: Arc::default(),
         }
     }
 
-    /// Bytes on the wire (header and payload).
+    /// Bytes on the wire (header and payload), untransformed.
     pub fn wire_len(&self) -> usize {
         self.wire.len()
+    }
+
+    /// [`OpCode::Text`] or [`OpCode::Binary`].
+    pub fn opcode(&self) -> OpCode {
+        self.opcode
+    }
+
+    /// The message's payload.
+    pub fn payload(&self) -> &[u8] {
+        &self.wire[self.payload_start..]
+    }
+
+    /// The payload as transformed by an extension with the settings identified by `key`:
+    /// `encode` runs once per key (on the first connection that asks), and every later call
+    /// with that key, from any clone of this message, gets the same bytes. `encode` returns
+    /// `None` when the message is better sent untransformed.
+    ///
+    /// ```
+    /// use ws_proto::PreparedMessage;
+    /// let message = PreparedMessage::text("hello");
+    /// let upper = message.shared_encoding(1, |p| Some(p.to_ascii_uppercase()));
+    /// let again = message.clone().shared_encoding(1, |_| unreachable!("encoded once"));
+    /// assert_eq!((upper.as_deref(), again.as_deref()), (Some(&b"HELLO".to_vec()), Some(&b"HELLO".to_vec())));
+    /// ```
+    pub fn shared_encoding(
+        &self,
+        key: u64,
+        encode: impl FnOnce(&[u8]) -> Option<Vec<u8>>,
+    ) -> Option<Arc<Vec<u8>>> {
+        // A panic in another connection's `encode` leaves the list as it was: still usable.
+        let mut encodings = self
+            .encodings
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some((_, encoded)) = encodings.iter().find(|(k, _)| *k == key) {
+            return encoded.clone();
+        }
+        let encoded = encode(self.payload()).map(Arc::new);
+        encodings.push((key, encoded.clone()));
+        encoded
     }
 }
 
@@ -140,6 +188,18 @@ impl Connection {
             rsv |= bits & ext.rsv_bits();
             payload = encoded;
         }
+        self.queue_message(opcode, rsv, payload)
+    }
+
+    /// Queues a (transformed) message in frames of [`Config::fragment_size`], `rsv` on the
+    /// first.
+    fn queue_message(
+        &mut self,
+        opcode: OpCode,
+        rsv: u8,
+        payload: Vec<u8>,
+    ) -> Result<(), SendError> {
+        let mut payload = payload;
         let fragment = self.config.fragment_size.max(1);
         if payload.len() < ZERO_COPY_THRESHOLD {
             // Small: header and payload copied into the coalescing buffer.
@@ -198,6 +258,36 @@ impl Connection {
     /// server its bytes are shared, not copied; a client (which must mask) copies and masks.
     pub fn send_prepared(&mut self, message: &PreparedMessage) -> Result<(), SendError> {
         self.check_can_send(message.wire.len())?;
+        if let [extension] = &mut self.extensions[..] {
+            if self.role == Role::Server {
+                let prepared = extension
+                    .encode_prepared(message)
+                    .map_err(SendError::Extension)?;
+                match prepared {
+                    Prepared::Shared { rsv, payload } => {
+                        let header = FrameHeader {
+                            fin: true,
+                            rsv,
+                            opcode: message.opcode,
+                            mask: None,
+                            payload_len: payload.len() as u64,
+                        };
+                        let (bytes, n) = header.encode();
+                        self.out.push_slice(&bytes[..n]);
+                        self.out.push_shared(&payload, 0, payload.len());
+                        return Ok(());
+                    }
+                    Prepared::Encoded { rsv, payload } => {
+                        return self.queue_message(message.opcode, rsv, payload);
+                    }
+                    Prepared::Unchanged => {}
+                }
+            }
+        }
+        if !self.extensions.is_empty() && (self.role == Role::Client || self.extensions.len() > 1) {
+            // Masked per connection anyway, or several transforms in a row: the normal path.
+            return self.send_message(message.opcode, message.payload().to_vec());
+        }
         match self.role {
             Role::Server => self.out.push_shared(&message.wire, 0, message.wire.len()),
             Role::Client => {

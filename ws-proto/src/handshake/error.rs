@@ -2,6 +2,8 @@
 
 use std::fmt;
 
+use crate::extension::ExtensionError;
+
 /// Why an HTTP head could not be parsed (the detail of [`HandshakeError::Malformed`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -101,6 +103,10 @@ pub enum HandshakeError {
     /// Client side: the server accepted an extension that was not offered, with parameters
     /// the offering extension refuses, or clashing with another one's RSV bits.
     UnexpectedExtension,
+    /// Client side: the server accepted an offered extension with a response that extension
+    /// refuses (RFC 7692 §5: unknown, repeated or invalid parameters, or values beyond the
+    /// offer).
+    ExtensionRefused(ExtensionError),
 }
 
 impl HandshakeError {
@@ -134,7 +140,8 @@ impl HandshakeError {
             HandshakeError::UnexpectedStatus(_)
             | HandshakeError::AcceptMismatch
             | HandshakeError::UnexpectedSubprotocol
-            | HandshakeError::UnexpectedExtension => return None,
+            | HandshakeError::UnexpectedExtension
+            | HandshakeError::ExtensionRefused(_) => return None,
         };
         Some(status)
     }
@@ -208,11 +215,21 @@ impl fmt::Display for HandshakeError {
             HandshakeError::UnexpectedSubprotocol => {
                 f.write_str("server selected a subprotocol that was not offered")
             }
+            HandshakeError::ExtensionRefused(e) => {
+                write!(f, "the server's extension response is refused: {e}")
+            }
         }
     }
 }
 
-impl std::error::Error for HandshakeError {}
+impl std::error::Error for HandshakeError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            HandshakeError::ExtensionRefused(e) => Some(e),
+            _ => None,
+        }
+    }
+}
 
 #[cfg(test)]
 mod tests {

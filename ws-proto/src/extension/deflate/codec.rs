@@ -1,0 +1,262 @@
+//! The compressed-data transform of RFC 7692 §7.2: DEFLATE (RFC 1951) with a sync flush per
+//! message, the `00 00 ff ff` tail removed on send and put back on receive, and the LZ77
+//! window kept or reset between messages as negotiated. The DEFLATE engine is `zlib-rs`.
+
+use zlib_rs::{Deflate, DeflateConfig, DeflateFlush, Inflate, InflateFlush, Status};
+
+use crate::extension::ExtensionError;
+
+/// The four bytes a sync flush ends with (an empty stored block's `LEN`/`NLEN`).
+pub(super) const SYNC_TAIL: [u8; 4] = [0x00, 0x00, 0xff, 0xff];
+
+/// Output grows in steps of at least this many bytes.
+const MIN_STEP: usize = 1024;
+
+/// The sending side: one DEFLATE stream per connection (context takeover) or per message.
+#[derive(Debug)]
+pub(super) struct Compressor {
+    settings: Settings,
+    /// `false` when the peer asked us to reset the window after each message.
+    takeover: bool,
+    /// Created on the first compressed message; dropped after each message when `takeover`
+    /// is off, so that an idle connection holds no compression state.
+    stream: Option<Stream>,
+}
+
+/// What a compressed stream is made with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Settings {
+    pub(super) level: u8,
+    pub(super) mem_level: u8,
+    /// 9..=15. A negotiated 8 is `None` on the compressor: zlib's raw DEFLATE turns a window of
+    /// 8 bits into 9, so messages are then sent uncompressed (RFC 7692 §6 lets a sender leave
+    /// any message uncompressed).
+    pub(super) window_bits: u8,
+}
+
+impl Settings {
+    /// A number identifying these settings among shared encodings of a broadcast message.
+    pub(super) fn key(self) -> u64 {
+        0xDEF1_A7E0_0000_0000
+            | u64::from(self.level) << 16
+            | u64::from(self.mem_level) << 8
+            | u64::from(self.window_bits)
+    }
+}
+
+/// `zlib_rs::Deflate` is not `Debug`.
+struct Stream(Deflate);
+
+impl std::fmt::Debug for Stream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Deflate")
+    }
+}
+
+impl Compressor {
+    pub(super) fn new(settings: Settings, takeover: bool) -> Compressor {
+        Compressor {
+            settings,
+            takeover,
+            stream: None,
+        }
+    }
+
+    /// Compresses one whole message: the DEFLATE blocks of a sync flush, without the final
+    /// `00 00 ff ff` (§7.2.1: "Remove 4 octets (that are 0x00 0x00 0xff 0xff) from the tail
+    /// end").
+    pub(super) fn compress(&mut self, input: &[u8]) -> Vec<u8> {
+        let settings = self.settings;
+        let stream = self
+            .stream
+            .get_or_insert_with(|| Stream(new_deflate(settings)));
+        let out = deflate_message(&mut stream.0, input);
+        if !self.takeover {
+            // §7.1.1.1/§7.1.1.2 (no context takeover): the next message starts from an empty
+            // window; dropping the stream does that and frees its memory until then.
+            self.stream = None;
+        }
+        out
+    }
+
+    /// Whether the window is kept between messages.
+    pub(super) fn takes_over(&self) -> bool {
+        self.takeover
+    }
+
+    pub(super) fn settings(&self) -> Settings {
+        self.settings
+    }
+}
+
+fn new_deflate(settings: Settings) -> Deflate {
+    Deflate::new_with_config(DeflateConfig {
+        level: i32::from(settings.level),
+        // Negative: raw DEFLATE, no zlib header (§7.2.1).
+        window_bits: -i32::from(settings.window_bits),
+        mem_level: i32::from(settings.mem_level),
+        ..DeflateConfig::default()
+    })
+}
+
+/// Compresses `input` with a fresh stream of `settings` (a broadcast message's shared encoding).
+pub(super) fn compress_once(settings: Settings, input: &[u8]) -> Vec<u8> {
+    deflate_message(&mut new_deflate(settings), input)
+}
+
+fn deflate_message(stream: &mut Deflate, mut input: &[u8]) -> Vec<u8> {
+    let mut out: Vec<u8> = Vec::with_capacity(input.len() / 2 + 64);
+    loop {
+        if out.len() == out.capacity() {
+            out.reserve(out.capacity().max(MIN_STEP));
+        }
+        let start = out.len();
+        out.resize(out.capacity(), 0);
+        let (in_before, out_before) = (stream.total_in(), stream.total_out());
+        let status = stream.compress(input, &mut out[start..], DeflateFlush::SyncFlush);
+        let consumed = (stream.total_in() - in_before) as usize;
+        let produced = (stream.total_out() - out_before) as usize;
+        out.truncate(start + produced);
+        input = &input[consumed..];
+        // A stream built from validated settings with in-memory buffers cannot fail; a
+        // `BufError` only says no progress was possible.
+        debug_assert!(status.is_ok(), "deflate failed: {status:?}");
+        // zlib: after a flush, "If deflate returns with avail_out == 0, this function must be
+        // called again with the same value of the flush parameter and more output space".
+        if input.is_empty() && out.len() < out.capacity() {
+            break;
+        }
+        if status.is_err() {
+            break;
+        }
+    }
+    // A sync flush always ends with an empty stored block: `00 00 ff ff` after alignment.
+    if out.ends_with(&SYNC_TAIL) {
+        out.truncate(out.len() - SYNC_TAIL.len());
+    }
+    out
+}
+
+/// The receiving side: inflates a message's payload as it arrives, stopping at the size limit.
+#[derive(Debug)]
+pub(super) struct Decompressor {
+    /// 9..=15 (a negotiated 8 inflates with 9: a larger window decodes any smaller one's data).
+    window_bits: u8,
+    takeover: bool,
+    stream: Option<InflateStream>,
+}
+
+struct InflateStream {
+    inflate: Inflate,
+    window_bits: u8,
+    /// The DEFLATE stream ended (a block with BFINAL set).
+    ended: bool,
+}
+
+impl std::fmt::Debug for InflateStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Inflate")
+            .field("ended", &self.ended)
+            .finish()
+    }
+}
+
+impl Decompressor {
+    pub(super) fn new(window_bits: u8, takeover: bool) -> Decompressor {
+        Decompressor {
+            window_bits: window_bits.max(9),
+            takeover,
+            stream: None,
+        }
+    }
+
+    /// Inflates the next piece of a compressed message into `out`, which never grows beyond
+    /// `max_size` bytes: [`ExtensionError::TooLarge`] as soon as more output is pending.
+    /// `last` marks the end of the message: the sync-flush tail is inflated then (§7.2.2:
+    /// "Append 4 octets of 0x00 0x00 0xff 0xff to the tail end of the payload of the message").
+    pub(super) fn decompress(
+        &mut self,
+        input: &[u8],
+        last: bool,
+        out: &mut Vec<u8>,
+        max_size: usize,
+    ) -> Result<(), ExtensionError> {
+        let window_bits = self.window_bits;
+        let stream = self.stream.get_or_insert_with(|| InflateStream {
+            inflate: Inflate::new(false, window_bits),
+            window_bits,
+            ended: false,
+        });
+        let result = inflate_into(stream, input, out, max_size).and_then(|()| {
+            if last {
+                inflate_into(stream, &SYNC_TAIL, out, max_size)
+            } else {
+                Ok(())
+            }
+        });
+        // A failed stream is never used again (the connection fails); a finished message
+        // without context takeover, or whose stream ended, starts the next one afresh.
+        if result.is_err() || (last && (!self.takeover || stream.ended)) {
+            self.stream = None;
+        }
+        result
+    }
+}
+
+fn inflate_into(
+    stream: &mut InflateStream,
+    mut input: &[u8],
+    out: &mut Vec<u8>,
+    max_size: usize,
+) -> Result<(), ExtensionError> {
+    // One byte of room beyond the limit tells "exactly the limit" from "more": output never
+    // grows past `limit`, and reaching it fails.
+    let limit = max_size.saturating_add(1);
+    loop {
+        if stream.ended {
+            // §7.2.3.4: a sender may end a message's data with a block that has BFINAL set,
+            // followed by one octet starting an empty stored block so that the tail we append
+            // completes it. The tail alone ends the message; other data starts a new stream.
+            if input.is_empty() || input == SYNC_TAIL {
+                return Ok(());
+            }
+            stream.inflate = Inflate::new(false, stream.window_bits);
+            stream.ended = false;
+        }
+        if out.len() == out.capacity() {
+            let room = limit.saturating_sub(out.len());
+            out.reserve_exact(out.capacity().max(MIN_STEP).min(room));
+        }
+        let start = out.len();
+        let end = out.capacity().min(limit);
+        out.resize(end, 0);
+        let (in_before, out_before) = (stream.inflate.total_in(), stream.inflate.total_out());
+        let status = stream
+            .inflate
+            .decompress(input, &mut out[start..], InflateFlush::SyncFlush);
+        let consumed = (stream.inflate.total_in() - in_before) as usize;
+        let produced = (stream.inflate.total_out() - out_before) as usize;
+        out.truncate(start + produced);
+        input = &input[consumed..];
+        if out.len() > max_size {
+            out.truncate(max_size);
+            return Err(ExtensionError::TooLarge);
+        }
+        match status {
+            Ok(Status::StreamEnd) => stream.ended = true,
+            Ok(Status::Ok | Status::BufError) => {}
+            Err(_) => return Err(ExtensionError::InvalidData("invalid DEFLATE data")),
+        }
+        // zlib may keep output back when the room ran out: call again until it did not.
+        let filled = out.len() == end;
+        if input.is_empty() && !filled {
+            return Ok(());
+        }
+        if consumed == 0 && produced == 0 && !stream.ended {
+            // Input left, room left, no progress: cannot happen with valid data.
+            return Err(ExtensionError::InvalidData(
+                "DEFLATE stream made no progress",
+            ));
+        }
+    }
+}
