@@ -61,6 +61,11 @@ pub struct ServerConfig {
     pub threads: usize,
     /// Subprotocols supported, in order of preference.
     pub subprotocols: Vec<String>,
+    /// permessage-deflate (RFC 7692), accepted when a client offers it (every browser does):
+    /// on by default with [`DeflateConfig::default`](crate::DeflateConfig) (windows of 12 bits,
+    /// memory level 5, messages under 64 bytes sent plain). `None` declines compression.
+    #[cfg(feature = "deflate")]
+    pub compression: Option<crate::DeflateConfig>,
 }
 
 impl Default for ServerConfig {
@@ -81,6 +86,8 @@ impl Default for ServerConfig {
             ping_interval: Some(ws_mio::SERVER_PING_INTERVAL),
             threads: 0,
             subprotocols: Vec::new(),
+            #[cfg(feature = "deflate")]
+            compression: Some(crate::DeflateConfig::default()),
         }
     }
 }
@@ -120,6 +127,10 @@ pub struct ClientConfig {
     pub max_buffered_output: usize,
     /// Subprotocols offered.
     pub subprotocols: Vec<String>,
+    /// permessage-deflate (RFC 7692), offered to the server: on by default with
+    /// [`DeflateConfig::default`](crate::DeflateConfig). `None` does not offer it.
+    #[cfg(feature = "deflate")]
+    pub compression: Option<crate::DeflateConfig>,
 }
 
 impl Default for ClientConfig {
@@ -135,6 +146,8 @@ impl Default for ClientConfig {
             fragment_size: proto.fragment_size,
             max_buffered_output: proto.max_buffered_output,
             subprotocols: Vec::new(),
+            #[cfg(feature = "deflate")]
+            compression: Some(crate::DeflateConfig::default()),
         }
     }
 }
@@ -198,6 +211,8 @@ impl ServerConfig {
         config.path = Some(self.path.clone());
         config.plain_http = true;
         config.subprotocols = self.subprotocols.clone();
+        #[cfg(feature = "deflate")]
+        add_deflate(&mut config, &self.compression);
         config
     }
 }
@@ -214,7 +229,18 @@ impl ClientConfig {
         config.ping_interval = Some(self.ping_interval);
         config.ping_timeout = self.ping_timeout;
         config.subprotocols = self.subprotocols.clone();
+        #[cfg(feature = "deflate")]
+        add_deflate(&mut config, &self.compression);
         config
+    }
+}
+
+#[cfg(feature = "deflate")]
+fn add_deflate(config: &mut ws_proto::Config, compression: &Option<crate::DeflateConfig>) {
+    if let Some(deflate) = compression {
+        config.extensions.push(std::sync::Arc::new(
+            ws_proto::extension::deflate::PerMessageDeflate::new(deflate.clone()),
+        ));
     }
 }
 

@@ -60,6 +60,10 @@ mod traits;
 use std::sync::Arc;
 
 pub use config::{ClientConfig, ServerConfig};
+/// Settings of permessage-deflate compression (feature `deflate`, on by default), for
+/// [`ServerConfig::compression`] and [`ClientConfig::compression`].
+#[cfg(feature = "deflate")]
+pub use ws_proto::extension::deflate::DeflateConfig;
 pub use error::{ConfigError, Error};
 pub use traits::*;
 

@@ -2,14 +2,14 @@
 //! closes properly. Used for conformance tests and benchmarks.
 //!
 //! ```text
-//! cargo run --release -p ws-mio --example echo_server -- --port 9002 [--threads N] [--verbose]
+//! cargo run --release -p ws-mio --example echo_server -- --port 9002 [--threads N] [--deflate] [--verbose]
 //! ```
 //! Prints the bound address, then runs until Ctrl-C. `--help` lists the options.
 
 use ws_mio::{Handler, Message, Server, ServerConfig, Session};
 
 const USAGE: &str = "\
-usage: echo_server [--port PORT] [--threads N] [--verbose]
+usage: echo_server [--port PORT] [--threads N] [--deflate] [--verbose]
 
 Sends every text and binary message back, on any path, until Ctrl-C.
 Prints `echo_server listening on ws://ADDRESS` once it accepts connections.
@@ -17,6 +17,7 @@ Prints `echo_server listening on ws://ADDRESS` once it accepts connections.
 options:
   --port PORT    port to listen on, on all interfaces; 0 picks a free one (default 9002)
   --threads N    event-loop threads; 0 means one per CPU core (default 0)
+  --deflate      accept permessage-deflate (RFC 7692) with the default settings
   -v, --verbose  debug logs on stderr (default: warnings only; RUST_LOG overrides both)
   -h, --help     print this help and exit";
 
@@ -37,6 +38,7 @@ impl Handler for Echo {
 struct Args {
     port: u16,
     threads: usize,
+    deflate: bool,
     verbose: bool,
 }
 
@@ -45,6 +47,7 @@ fn parse_args() -> Result<Args, lexopt::Error> {
     let mut args = Args {
         port: 9002,
         threads: 0,
+        deflate: false,
         verbose: false,
     };
     let mut parser = lexopt::Parser::from_env();
@@ -52,6 +55,7 @@ fn parse_args() -> Result<Args, lexopt::Error> {
         match arg {
             Long("port") => args.port = parsed(&mut parser, "--port")?,
             Long("threads") => args.threads = parsed(&mut parser, "--threads")?,
+            Long("deflate") => args.deflate = true,
             Short('v') | Long("verbose") => args.verbose = true,
             Short('h') | Long("help") => {
                 println!("{USAGE}");
@@ -88,6 +92,10 @@ fn main() {
     config.threads = args.threads;
     // Echoing a 16 MiB message must fit in the output buffer alongside what is in flight.
     config.protocol.max_buffered_output = 32 << 20;
+    if args.deflate {
+        let deflate = ws_proto::extension::deflate::PerMessageDeflate::default();
+        config.protocol.extensions.push(std::sync::Arc::new(deflate));
+    }
     let server = match Server::bind(("0.0.0.0", args.port), config, Echo) {
         Ok(server) => server,
         Err(e) => {
