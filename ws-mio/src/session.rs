@@ -141,6 +141,8 @@ pub(crate) struct Shared {
     pub(crate) key: Key,
     pub(crate) peer: SocketAddr,
     pub(crate) subprotocol: Option<String>,
+    /// The extensions in effect, as in the server's response.
+    pub(crate) extensions: Box<[ws_proto::handshake::ExtensionOffer]>,
     pub(crate) open: AtomicBool,
     /// Payload bytes posted and not yet handed to the connection, plus the bytes in its output
     /// buffer as of the loop's last look. One counter, so that a send moving from the queue to
@@ -215,6 +217,12 @@ impl Session {
     /// The negotiated subprotocol.
     pub fn subprotocol(&self) -> Option<&str> {
         self.shared.subprotocol.as_deref()
+    }
+
+    /// The extensions in effect, with their parameters as in the server's response, e.g.
+    /// `permessage-deflate; server_max_window_bits=12` when compression was negotiated.
+    pub fn extensions(&self) -> &[ws_proto::handshake::ExtensionOffer] {
+        &self.shared.extensions
     }
 
     /// Whether the connection is open (handshake done, no close sent or received).

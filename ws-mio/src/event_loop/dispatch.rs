@@ -114,6 +114,7 @@ impl<F: Factory> EventLoop<F> {
                 key,
                 peer: conn.peer,
                 subprotocol: negotiated.subprotocol,
+                extensions: negotiated.extensions.into_boxed_slice(),
                 open: AtomicBool::new(true),
                 pending: AtomicUsize::new(0),
                 limit: self.config.protocol.max_buffered_output,
@@ -123,11 +124,12 @@ impl<F: Factory> EventLoop<F> {
             }),
         };
         debug!(
-            "{} connection open: peer={} path={} subprotocol={}",
+            "{} connection open: peer={} path={} subprotocol={} extensions={}",
             role_name(conn.proto.role()),
             conn.peer,
             conn.path(),
             Quoted(session.subprotocol()),
+            Extensions(session.extensions()),
         );
         conn.session = Some(session.clone());
         let returned = with_handler(conn, "on_open", |h, s| h.on_open(s));
@@ -267,4 +269,22 @@ fn answer_http<F: Factory>(
     let _ = conn
         .proto
         .respond(response.status, &response.content_type, &response.body, now);
+}
+
+/// The extensions in effect, as in the response header (`-` for none).
+struct Extensions<'a>(&'a [ws_proto::handshake::ExtensionOffer]);
+
+impl std::fmt::Display for Extensions<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.0.is_empty() {
+            return f.write_str("-");
+        }
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(", ")?;
+            }
+            write!(f, "\"{e}\"")?;
+        }
+        Ok(())
+    }
 }

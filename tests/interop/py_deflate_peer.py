@@ -1,0 +1,108 @@
+"""permessage-deflate peer built on Python `websockets`, for tests/tests/deflate_interop.rs.
+
+    py_deflate_peer.py server [--no-context-takeover]
+        Echo server on 127.0.0.1 (any free port) with compression. Prints `listening <port>`,
+        then for each connection `extensions <Sec-WebSocket-Extensions of its response or ->`.
+    py_deflate_peer.py client URL [--no-context-takeover]
+        Connects with compression, prints `extensions <response header or ->`, sends every
+        message of exchange() and checks each echo, then prints `ok <count>` (or `mismatch <i>`).
+
+--no-context-takeover asks for server_no_context_takeover and client_no_context_takeover.
+The process exits when its standard input closes or after --lifetime seconds.
+"""
+
+import argparse
+import json
+import os
+import random
+import sys
+import threading
+
+from websockets.extensions.permessage_deflate import (
+    ClientPerMessageDeflateFactory,
+    ServerPerMessageDeflateFactory,
+)
+from websockets.sync.client import connect
+from websockets.sync.server import serve
+
+
+def say(line):
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
+
+
+def exchange():
+    """The messages both peers send: small, large, repeated, empty, binary, incompressible."""
+    record = {"user": "participant", "text": "the same chat message, again and again", "n": 0}
+    big = json.dumps([dict(record, n=i) for i in range(200)])[: 16 * 1024]
+    rng = random.Random(7)
+    return [
+        "hello",
+        big,
+        big,
+        "",
+        b"",
+        "żółć ünïcödé ✓ " * 100,
+        bytes(1 << 20),
+        bytes(rng.getrandbits(8) for _ in range(64 * 1024)),
+    ]
+
+
+def run_server(no_context_takeover):
+    factory = ServerPerMessageDeflateFactory(
+        server_no_context_takeover=no_context_takeover,
+        client_no_context_takeover=no_context_takeover,
+    )
+
+    def handle(ws):
+        say("extensions %s" % ws.response.headers.get("Sec-WebSocket-Extensions", "-"))
+        for message in ws:
+            ws.send(message)
+
+    with serve(
+        handle, "127.0.0.1", 0, compression=None, extensions=[factory], max_size=None
+    ) as server:
+        say("listening %d" % server.socket.getsockname()[1])
+        server.serve_forever()
+
+
+def run_client(url, no_context_takeover):
+    factory = ClientPerMessageDeflateFactory(
+        server_no_context_takeover=no_context_takeover,
+        client_no_context_takeover=no_context_takeover,
+    )
+    with connect(url, compression=None, extensions=[factory], max_size=None) as ws:
+        say("extensions %s" % ws.response.headers.get("Sec-WebSocket-Extensions", "-"))
+        messages = exchange()
+        for i, message in enumerate(messages):
+            ws.send(message)
+            if ws.recv(timeout=10) != message:
+                say("mismatch %d" % i)
+                return
+        say("ok %d" % len(messages))
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("mode", choices=["server", "client"])
+    parser.add_argument("url", nargs="?")
+    parser.add_argument("--no-context-takeover", action="store_true")
+    parser.add_argument("--lifetime", type=float, default=120)
+    args = parser.parse_args()
+
+    def stop_when_stdin_closes():
+        sys.stdin.read()
+        os._exit(0)
+
+    threading.Thread(target=stop_when_stdin_closes, daemon=True).start()
+    threading.Timer(args.lifetime, lambda: os._exit(3)).start()
+    if args.mode == "server":
+        run_server(args.no_context_takeover)
+    else:
+        run_client(args.url, args.no_context_takeover)
+        sys.stdout.flush()
+        os._exit(0)
+
+
+if __name__ == "__main__":
+    main()
