@@ -60,12 +60,12 @@ mod traits;
 use std::sync::Arc;
 
 pub use config::{ClientConfig, ServerConfig};
+pub use error::{ConfigError, Error};
+pub use traits::*;
 /// Settings of permessage-deflate compression (feature `deflate`, on by default), for
 /// [`ServerConfig::compression`] and [`ClientConfig::compression`].
 #[cfg(feature = "deflate")]
 pub use ws_proto::extension::deflate::DeflateConfig;
-pub use error::{ConfigError, Error};
-pub use traits::*;
 
 /// Creates WebSocket servers and clients from a config (`websocket_facade`).
 #[derive(Debug, Clone, Copy, Default)]

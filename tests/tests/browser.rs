@@ -2,6 +2,8 @@
 //! Chromium pages (driven by `tests/browser/chat_e2e.mjs` through playwright-core) and one
 //! `chat_client` example process join, each sends, and every participant sees every message
 //! exactly once, as `"<sender>: <text>"`. A message carrying markup is shown as literal text.
+//! Chromium's WebSocket negotiates permessage-deflate with the chat server, and small and
+//! large messages go through it.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -18,15 +20,17 @@ fn build_examples() -> PathBuf {
     ws_tests::build_examples("ws-facade", &["chat_server", "chat_client"])
 }
 
-/// Starts `chat_server --port <free port>`, retrying on another port if the one picked was
-/// taken in between (at most 3 tries).
-fn start_chat_server(examples: &std::path::Path) -> (Peer, u16) {
+/// Starts `chat_server --port <free port> <extra>`, retrying on another port if the one picked
+/// was taken in between (at most 3 tries).
+fn start_chat_server(examples: &std::path::Path, extra: &[&str]) -> (Peer, u16) {
     let mut failures = Vec::new();
     for _ in 0..3 {
         let port = free_port();
         let mut server = Peer::spawn(
             "chat_server",
-            Command::new(examples.join("chat_server")).args(["--port", &port.to_string()]),
+            Command::new(examples.join("chat_server"))
+                .args(["--port", &port.to_string()])
+                .args(extra),
         )
         .with_grace(Duration::ZERO);
         match server.try_next_line(WAIT) {
@@ -69,7 +73,7 @@ fn chat_page_in_chromium_and_chat_client_see_every_message_once() {
     let node = node(&["playwright-core"]);
     chromium();
     let examples = build_examples();
-    let (mut server, port) = start_chat_server(&examples);
+    let (mut server, port) = start_chat_server(&examples, &[]);
     server.line_where(WAIT, |l| l.starts_with("[chat] open http://localhost:"));
 
     // Two pages, loaded from the server under test, join one after the other.
@@ -245,5 +249,40 @@ fn chat_page_in_chromium_and_chat_client_see_every_message_once() {
         browser.finish(WAIT).success(),
         "driver exit status; stderr:\n{}",
         browser.stderr()
+    );
+}
+
+#[test]
+fn chromium_negotiates_permessage_deflate_with_the_chat_server() {
+    let node = node(&["playwright-core"]);
+    chromium();
+    let examples = build_examples();
+    // --verbose: the driver's debug line for each connection shows its extensions.
+    let (mut server, port) = start_chat_server(&examples, &["--verbose"]);
+    server.line_where(WAIT, |l| l.starts_with("[chat] open http://localhost:"));
+    let mut browser = Peer::spawn(
+        "chromium driver (deflate_probe.mjs)",
+        Command::new(&node)
+            .arg(tests_file("browser/deflate_probe.mjs"))
+            .arg(format!("http://127.0.0.1:{port}")),
+    );
+    // What Chromium offers is `permessage-deflate; client_max_window_bits`; the server's
+    // answer, as the page sees it:
+    assert_eq!(
+        browser.next_line(Duration::from_secs(60)),
+        "extensions \"permessage-deflate; server_max_window_bits=12; client_max_window_bits=12\""
+    );
+    assert_eq!(browser.next_line(WAIT), "echo 2 ok");
+    // 3 000 records, 208 KiB: several frames each way, compressed.
+    assert_eq!(browser.next_line(WAIT), "echo 213004 ok");
+    assert_eq!(browser.next_line(WAIT), "done");
+    browser.finish(WAIT);
+    // The server's side of it: the probe's connection, compressed.
+    let logs = server.stderr();
+    assert!(
+        logs.lines().any(|l| l.contains("server connection open")
+            && l.contains(r#"path="/chat?id=probe""#)
+            && l.contains(r#"extensions="permessage-deflate; server_max_window_bits=12; client_max_window_bits=12""#)),
+        "{logs}"
     );
 }

@@ -94,7 +94,10 @@ fn main() {
     config.protocol.max_buffered_output = 32 << 20;
     if args.deflate {
         let deflate = ws_proto::extension::deflate::PerMessageDeflate::default();
-        config.protocol.extensions.push(std::sync::Arc::new(deflate));
+        config
+            .protocol
+            .extensions
+            .push(std::sync::Arc::new(deflate));
     }
     let server = match Server::bind(("0.0.0.0", args.port), config, Echo) {
         Ok(server) => server,
