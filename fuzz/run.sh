@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 seconds="${1:-30}"
-targets=(frame_decode handshake_request handshake_response connection_server connection_client)
+targets=(frame_decode handshake_request handshake_response connection_server connection_client inflate)
 export RUSTC_BOOTSTRAP=1
 cargo fuzz build --release
 for target in "${targets[@]}"; do

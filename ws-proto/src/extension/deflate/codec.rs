@@ -105,6 +105,12 @@ pub(super) fn compress_once(settings: Settings, input: &[u8]) -> Vec<u8> {
 }
 
 fn deflate_message(stream: &mut Deflate, mut input: &[u8]) -> Vec<u8> {
+    if input.is_empty() {
+        // An empty message is one empty stored block (§7.2.3.6), whatever came before: zlib
+        // writes nothing at all for a sync flush right after another one, and the peer cannot
+        // inflate nothing followed by the tail it appends.
+        return vec![0x00];
+    }
     let mut out: Vec<u8> = Vec::with_capacity(input.len() / 2 + 64);
     loop {
         if out.len() == out.capacity() {

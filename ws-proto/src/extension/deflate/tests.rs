@@ -57,6 +57,15 @@ fn compressing_hello_gives_the_bytes_of_7_2_3_1() {
 fn an_empty_message_compresses_to_one_empty_block() {
     // An empty stored block after the sync flush's tail is removed: the single byte 0x00.
     assert_eq!(Compressor::new(settings(15), false).compress(b""), [0x00]);
+    // Also after another message, and another empty one, with the context taken over (zlib
+    // itself writes nothing for a second flush in a row); what follows still inflates.
+    let mut c = Compressor::new(settings(15), true);
+    let mut d = Decompressor::new(15, true);
+    for message in [&b"Hello"[..], b"", b"", b"Hello"] {
+        let mut out = Vec::new();
+        d.decompress(&c.compress(message), true, &mut out, 100).unwrap();
+        assert_eq!(out, message);
+    }
 }
 
 fn inflate_messages(window_bits: u8, takeover: bool, messages: &[&[u8]]) -> Vec<Vec<u8>> {
