@@ -48,10 +48,16 @@ def exchange():
     ]
 
 
+# What `compression="deflate"`, the library's default, uses: 12-bit windows, memLevel 5.
+DEFAULTS = {"server_max_window_bits": 12, "compress_settings": {"memLevel": 5}}
+
+
 def run_server(no_context_takeover):
     factory = ServerPerMessageDeflateFactory(
         server_no_context_takeover=no_context_takeover,
         client_no_context_takeover=no_context_takeover,
+        client_max_window_bits=12,
+        **DEFAULTS,
     )
 
     def handle(ws):
@@ -70,6 +76,8 @@ def run_client(url, no_context_takeover):
     factory = ClientPerMessageDeflateFactory(
         server_no_context_takeover=no_context_takeover,
         client_no_context_takeover=no_context_takeover,
+        client_max_window_bits=True,
+        **DEFAULTS,
     )
     with connect(url, compression=None, extensions=[factory], max_size=None) as ws:
         say("extensions %s" % ws.response.headers.get("Sec-WebSocket-Extensions", "-"))

@@ -209,6 +209,11 @@ impl Peer {
         self
     }
 
+    /// The process id (for signals, and for reading its CPU time and memory in `/proc`).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// What the process wrote on stderr so far.
     pub fn stderr(&self) -> String {
         self.stderr

@@ -52,7 +52,7 @@ fn peer(which: Impl, args: &[&str], takeover: bool) -> Peer {
 /// The messages we send: the same kinds as the peers' own `exchange()`.
 fn exchange() -> Vec<Message> {
     let record = r#"{"user":"participant","text":"the same chat message, again and again","n":0}"#;
-    let big: String = std::iter::repeat(record).take(300).collect::<String>()[..16 << 10].into();
+    let big: String = record.repeat(300)[..16 << 10].into();
     let mut seed = 7u32;
     let random: Vec<u8> = (0..64 << 10)
         .map(|_| {

@@ -1,11 +1,12 @@
 //! permessage-deflate (RFC 7692) properties, on generated messages and settings:
 //!
 //! * whatever a side sends arrives intact at the other, in both directions, for any fragment
-//!   size, with and without context takeover, any window sizes and any threshold;
+//!   size, with and without context takeover, any window sizes and any threshold, with pauses
+//!   long enough for the compressors to hibernate;
 //! * any split of the received bytes gives the same messages as reading them at once.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use proptest::collection::vec;
 use proptest::prelude::*;
@@ -148,11 +149,17 @@ proptest! {
     #[test]
     fn messages_round_trip_compressed_both_ways(
         settings in settings(),
-        messages in vec(message(), 1..12),
+        messages in vec((message(), any::<bool>()), 1..12),
     ) {
         let (mut client, mut server, _) = open_pair(&settings);
-        let now = Instant::now();
-        for message in &messages {
+        let mut now = Instant::now();
+        for (message, pause) in &messages {
+            if *pause {
+                // Long enough for both sides to hibernate their compressors.
+                now += Duration::from_secs(2);
+                client.handle_timeout(now);
+                server.handle_timeout(now);
+            }
             send(&mut client, message);
             pump(&mut client, &mut server, now);
             prop_assert_eq!(events(&mut server), vec![message.clone()]);

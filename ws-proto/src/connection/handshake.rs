@@ -155,6 +155,9 @@ impl Connection {
             return None;
         }
         self.extension_rsv |= bits;
+        if let Some(after) = ext.hibernate_after() {
+            self.hibernate_after = Some(self.hibernate_after.map_or(after, |a| a.min(after)));
+        }
         self.extensions.push(ext);
         Some(())
     }

@@ -118,6 +118,8 @@ pub struct Connection {
     control: Vec<u8>,
     extensions: Vec<Box<dyn Extension>>,
     extension_rsv: u8,
+    /// The shortest [`Extension::hibernate_after`] of the negotiated extensions.
+    hibernate_after: Option<std::time::Duration>,
     out: OutputQueue,
     events: VecDeque<Event>,
     /// The payload of the keepalive ping waiting for its pong.
@@ -201,6 +203,7 @@ impl Connection {
             control: Vec::new(),
             extensions: Vec::new(),
             extension_rsv: 0,
+            hibernate_after: None,
             out: OutputQueue::default(),
             events: VecDeque::new(),
             ping_payload: None,

@@ -432,6 +432,9 @@ impl Connection {
         let Some(message) = self.message.take() else {
             return;
         };
+        if message.transformed {
+            self.restart_hibernate_timer();
+        }
         let payload = message.buf;
         let event = match message.opcode {
             OpCode::Text => {

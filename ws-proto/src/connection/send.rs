@@ -188,6 +188,9 @@ impl Connection {
             rsv |= bits & ext.rsv_bits();
             payload = encoded;
         }
+        if !self.extensions.is_empty() {
+            self.restart_hibernate_timer();
+        }
         self.queue_message(opcode, rsv, payload)
     }
 
@@ -263,6 +266,7 @@ impl Connection {
                 let prepared = extension
                     .encode_prepared(message)
                     .map_err(SendError::Extension)?;
+                self.restart_hibernate_timer();
                 match prepared {
                     Prepared::Shared { rsv, payload } => {
                         let header = FrameHeader {

@@ -25,9 +25,12 @@ pub(super) enum Timer {
     /// The pong to the outstanding keepalive ping must arrive by then
     /// ([`crate::Config::ping_timeout`]).
     Pong,
+    /// No data message for a while: the extensions free what they can rebuild
+    /// ([`crate::extension::Extension::hibernate`]).
+    Hibernate,
 }
 
-const TIMERS: usize = 4;
+const TIMERS: usize = 5;
 
 impl Timer {
     fn index(self) -> usize {
@@ -36,6 +39,7 @@ impl Timer {
             Timer::Close => 1,
             Timer::Ping => 2,
             Timer::Pong => 3,
+            Timer::Hibernate => 4,
         }
     }
 }
@@ -86,6 +90,13 @@ impl Connection {
         self.timers.next()
     }
 
+    /// A data message went out or came in: the extensions' idle countdown starts again.
+    pub(super) fn restart_hibernate_timer(&mut self) {
+        if let Some(after) = self.hibernate_after {
+            self.timers.start(Timer::Hibernate, self.now, after);
+        }
+    }
+
     /// The keepalive ping interval, if keepalive is on (a zero interval is off: it would
     /// leave a deadline that is always due).
     pub(super) fn keepalive_interval(&self) -> Option<Duration> {
@@ -124,6 +135,11 @@ impl Connection {
             // out meanwhile.
             self.timers.stop(Timer::Ping);
             return self.fail_with(Error::Timeout(TimeoutKind::Pong));
+        }
+        if self.timers.expire(Timer::Hibernate, now) {
+            for extension in &mut self.extensions {
+                extension.hibernate();
+            }
         }
         if self.timers.expire(Timer::Ping, now) {
             if let Some(interval) = self.keepalive_interval() {

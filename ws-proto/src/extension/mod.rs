@@ -14,6 +14,7 @@ pub mod deflate;
 
 use std::fmt;
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::close::CloseCode;
 use crate::connection::PreparedMessage;
@@ -98,6 +99,18 @@ pub trait Extension: fmt::Debug + Send {
         let (rsv, payload) = self.encode(message.opcode(), message.payload().to_vec())?;
         Ok(Prepared::Encoded { rsv, payload })
     }
+
+    /// How long after the connection's last data message [`hibernate`](Self::hibernate) is
+    /// called; `None` (the default) never calls it.
+    fn hibernate_after(&self) -> Option<Duration> {
+        None
+    }
+
+    /// The connection has exchanged no data message for [`hibernate_after`]: free the state
+    /// that can be rebuilt when the next message comes.
+    ///
+    /// [`hibernate_after`]: Self::hibernate_after
+    fn hibernate(&mut self) {}
 }
 
 /// How an extension transforms a [`PreparedMessage`] for one connection

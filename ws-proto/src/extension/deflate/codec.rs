@@ -19,8 +19,12 @@ pub(super) struct Compressor {
     /// `false` when the peer asked us to reset the window after each message.
     takeover: bool,
     /// Created on the first compressed message; dropped after each message when `takeover`
-    /// is off, so that an idle connection holds no compression state.
+    /// is off, so that an idle connection holds no compression state, and when hibernating.
     stream: Option<Stream>,
+    /// With context takeover and hibernation: the last `2^window_bits` bytes compressed. A
+    /// stream rebuilt after hibernating starts with them as its dictionary, so the peer's
+    /// window (which holds the same bytes) still decodes what it refers to.
+    history: Option<Vec<u8>>,
 }
 
 /// What a compressed stream is made with.
@@ -54,11 +58,13 @@ impl std::fmt::Debug for Stream {
 }
 
 impl Compressor {
-    pub(super) fn new(settings: Settings, takeover: bool) -> Compressor {
+    /// `hibernates`: [`hibernate`](Self::hibernate) may be called (the history is kept).
+    pub(super) fn new(settings: Settings, takeover: bool, hibernates: bool) -> Compressor {
         Compressor {
             settings,
             takeover,
             stream: None,
+            history: (takeover && hibernates).then(Vec::new),
         }
     }
 
@@ -66,17 +72,40 @@ impl Compressor {
     /// `00 00 ff ff` (§7.2.1: "Remove 4 octets (that are 0x00 0x00 0xff 0xff) from the tail
     /// end").
     pub(super) fn compress(&mut self, input: &[u8]) -> Vec<u8> {
+        if input.is_empty() {
+            // An empty message is one empty stored block (§7.2.3.6), whatever came before:
+            // zlib writes nothing at all for a sync flush right after another one, and the
+            // peer cannot inflate nothing followed by the tail it appends.
+            return vec![0x00];
+        }
         let settings = self.settings;
-        let stream = self
-            .stream
-            .get_or_insert_with(|| Stream(new_deflate(settings)));
+        let history = &self.history;
+        let stream = self.stream.get_or_insert_with(|| {
+            let mut deflate = new_deflate(settings);
+            if let Some(history) = history.as_deref().filter(|h| !h.is_empty()) {
+                // Cannot fail on a raw stream that has compressed nothing yet.
+                let _ = deflate.set_dictionary(history);
+            }
+            Stream(deflate)
+        });
         let out = deflate_message(&mut stream.0, input);
         if !self.takeover {
             // §7.1.1.1/§7.1.1.2 (no context takeover): the next message starts from an empty
             // window; dropping the stream does that and frees its memory until then.
             self.stream = None;
         }
+        if let Some(history) = &mut self.history {
+            remember(history, input, 1 << settings.window_bits);
+        }
         out
+    }
+
+    /// Frees the stream (about 150 KiB: zlib-rs sizes its hash table for the largest memory
+    /// level whatever the one asked for); the next message rebuilds it from the history.
+    pub(super) fn hibernate(&mut self) {
+        if self.history.is_some() {
+            self.stream = None;
+        }
     }
 
     /// Whether the window is kept between messages.
@@ -101,16 +130,22 @@ fn new_deflate(settings: Settings) -> Deflate {
 
 /// Compresses `input` with a fresh stream of `settings` (a broadcast message's shared encoding).
 pub(super) fn compress_once(settings: Settings, input: &[u8]) -> Vec<u8> {
-    deflate_message(&mut new_deflate(settings), input)
+    Compressor::new(settings, false, false).compress(input)
+}
+
+/// Keeps the last `window` bytes of everything passed here in `history`.
+fn remember(history: &mut Vec<u8>, data: &[u8], window: usize) {
+    if data.len() >= window {
+        history.clear();
+        history.extend_from_slice(&data[data.len() - window..]);
+        return;
+    }
+    let excess = (history.len() + data.len()).saturating_sub(window);
+    history.drain(..excess);
+    history.extend_from_slice(data);
 }
 
 fn deflate_message(stream: &mut Deflate, mut input: &[u8]) -> Vec<u8> {
-    if input.is_empty() {
-        // An empty message is one empty stored block (§7.2.3.6), whatever came before: zlib
-        // writes nothing at all for a sync flush right after another one, and the peer cannot
-        // inflate nothing followed by the tail it appends.
-        return vec![0x00];
-    }
     let mut out: Vec<u8> = Vec::with_capacity(input.len() / 2 + 64);
     loop {
         if out.len() == out.capacity() {
@@ -149,7 +184,12 @@ pub(super) struct Decompressor {
     /// 9..=15 (a negotiated 8 inflates with 9: a larger window decodes any smaller one's data).
     window_bits: u8,
     takeover: bool,
+    /// Created on the first compressed message; dropped after each message without context
+    /// takeover, and when hibernating.
     stream: Option<InflateStream>,
+    /// With context takeover and hibernation: the last `2^window_bits` bytes inflated, the
+    /// dictionary of a stream rebuilt after hibernating (the peer may refer to any of them).
+    history: Option<Vec<u8>>,
 }
 
 struct InflateStream {
@@ -168,12 +208,27 @@ impl std::fmt::Debug for InflateStream {
 }
 
 impl Decompressor {
-    pub(super) fn new(window_bits: u8, takeover: bool) -> Decompressor {
+    /// `hibernates`: [`hibernate`](Self::hibernate) may be called (the history is kept).
+    pub(super) fn new(window_bits: u8, takeover: bool, hibernates: bool) -> Decompressor {
         Decompressor {
             window_bits: window_bits.max(9),
             takeover,
             stream: None,
+            history: (takeover && hibernates).then(Vec::new),
         }
+    }
+
+    /// Frees the stream (about 46 KiB: zlib-rs allocates the largest window whatever the one
+    /// negotiated); the next message rebuilds it from the history.
+    pub(super) fn hibernate(&mut self) {
+        if self.history.is_some() {
+            self.stream = None;
+        }
+    }
+
+    /// Whether the window is kept between messages.
+    pub(super) fn takes_over(&self) -> bool {
+        self.takeover
     }
 
     /// Inflates the next piece of a compressed message into `out`, which never grows beyond
@@ -188,11 +243,20 @@ impl Decompressor {
         max_size: usize,
     ) -> Result<(), ExtensionError> {
         let window_bits = self.window_bits;
-        let stream = self.stream.get_or_insert_with(|| InflateStream {
-            inflate: Inflate::new(false, window_bits),
-            window_bits,
-            ended: false,
+        let history = &self.history;
+        let stream = self.stream.get_or_insert_with(|| {
+            let mut inflate = Inflate::new(false, window_bits);
+            if let Some(history) = history.as_deref().filter(|h| !h.is_empty()) {
+                // Cannot fail on a raw stream (zlib allows it at any time).
+                let _ = inflate.set_dictionary(history);
+            }
+            InflateStream {
+                inflate,
+                window_bits,
+                ended: false,
+            }
         });
+        let start = out.len();
         let result = inflate_into(stream, input, out, max_size).and_then(|()| {
             if last {
                 inflate_into(stream, &SYNC_TAIL, out, max_size)
@@ -204,6 +268,11 @@ impl Decompressor {
         // without context takeover, or whose stream ended, starts the next one afresh.
         if result.is_err() || (last && (!self.takeover || stream.ended)) {
             self.stream = None;
+        }
+        if let (Ok(()), Some(history)) = (&result, &mut self.history) {
+            // Every legitimate back reference lands in the last 2^window_bits bytes of output,
+            // across a stream that ended and restarted too: keeping them is enough.
+            remember(history, &out[start..], 1 << window_bits);
         }
         result
     }

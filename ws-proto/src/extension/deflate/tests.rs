@@ -40,7 +40,7 @@ const HELLO: [u8; 7] = [0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00];
 
 #[test]
 fn compressing_hello_gives_the_bytes_of_7_2_3_1() {
-    let mut with_takeover = Compressor::new(settings(15), true);
+    let mut with_takeover = Compressor::new(settings(15), true, false);
     assert_eq!(with_takeover.compress(b"Hello"), HELLO);
     // §7.2.3.2: the same message again, with the window taken over.
     assert_eq!(
@@ -48,28 +48,110 @@ fn compressing_hello_gives_the_bytes_of_7_2_3_1() {
         [0xf2, 0x00, 0x11, 0x00, 0x00]
     );
 
-    let mut without = Compressor::new(settings(15), false);
+    let mut without = Compressor::new(settings(15), false, false);
     assert_eq!(without.compress(b"Hello"), HELLO);
     assert_eq!(without.compress(b"Hello"), HELLO);
 }
 
 #[test]
+fn a_hibernated_compressor_resumes_from_its_history() {
+    // The RFC's second "Hello" refers to the first; after hibernating, the rebuilt stream
+    // still finds it (the history is its dictionary) and the bytes are the same.
+    let mut c = Compressor::new(settings(15), true, true);
+    let mut d = Decompressor::new(15, true, false);
+    assert_eq!(c.compress(b"Hello"), HELLO);
+    c.hibernate();
+    let second = c.compress(b"Hello");
+    assert_eq!(second, [0xf2, 0x00, 0x11, 0x00, 0x00]);
+    // And a long history: only the last 2^window_bits bytes are kept, and what refers to
+    // them inflates with a window that kept everything.
+    let mut c = Compressor::new(settings(9), true, true);
+    let mut d9 = Decompressor::new(9, true, true);
+    for i in 0..50 {
+        let message = format!(
+            "message {i}: {}",
+            "lorem ipsum dolor sit amet ".repeat(i % 7)
+        );
+        let compressed = c.compress(message.as_bytes());
+        if i % 3 == 0 {
+            c.hibernate();
+        }
+        if i % 4 == 0 {
+            d9.hibernate();
+        }
+        let mut out = Vec::new();
+        d9.decompress(&compressed, true, &mut out, 1 << 20).unwrap();
+        assert_eq!(out, message.as_bytes());
+    }
+    let mut out = Vec::new();
+    d.decompress(&HELLO, true, &mut out, 100).unwrap();
+    d.decompress(&second, true, &mut out, 100).unwrap();
+    assert_eq!(out, b"HelloHello");
+}
+
+#[test]
+fn an_idle_connection_hibernates_its_compressor_on_time() {
+    let now = Instant::now();
+    let (mut c, mut s) = open_pair(
+        Some(DeflateConfig::default()),
+        Some(DeflateConfig::default()),
+    );
+    // Nothing to free before a message.
+    assert_eq!(s.poll_timeout(), None);
+    s.send_text(json_like(1)).unwrap();
+    let deadline = s
+        .poll_timeout()
+        .expect("the hibernate timer runs after a message");
+    assert_eq!(deadline.duration_since(now).as_secs(), 1);
+    s.handle_timeout(deadline);
+    assert_eq!(s.poll_timeout(), None);
+    // Messages after hibernating decode with the client's window as it was.
+    s.send_text(json_like(1)).unwrap();
+    s.send_text(json_like(2)).unwrap();
+    pump(&mut s, &mut c, now);
+    assert_eq!(c.poll_event(), Some(Event::Text(json_like(1))));
+    assert_eq!(c.poll_event(), Some(Event::Text(json_like(1))));
+    assert_eq!(c.poll_event(), Some(Event::Text(json_like(2))));
+    // Without context takeover either way there is nothing to hibernate: no timer.
+    let reset = DeflateConfig {
+        server_no_context_takeover: true,
+        client_no_context_takeover: true,
+        ..DeflateConfig::default()
+    };
+    let (_c, mut s) = open_pair(Some(DeflateConfig::default()), Some(reset));
+    s.send_text(json_like(1)).unwrap();
+    assert_eq!(s.poll_timeout(), None);
+    // Nor when hibernation is off.
+    let keep = DeflateConfig {
+        hibernate_after: None,
+        ..DeflateConfig::default()
+    };
+    let (_c, mut s) = open_pair(Some(DeflateConfig::default()), Some(keep));
+    s.send_text(json_like(1)).unwrap();
+    assert_eq!(s.poll_timeout(), None);
+}
+
+#[test]
 fn an_empty_message_compresses_to_one_empty_block() {
     // An empty stored block after the sync flush's tail is removed: the single byte 0x00.
-    assert_eq!(Compressor::new(settings(15), false).compress(b""), [0x00]);
+    assert_eq!(
+        Compressor::new(settings(15), false, false).compress(b""),
+        [0x00]
+    );
     // Also after another message, and another empty one, with the context taken over (zlib
     // itself writes nothing for a second flush in a row); what follows still inflates.
-    let mut c = Compressor::new(settings(15), true);
-    let mut d = Decompressor::new(15, true);
+    let mut c = Compressor::new(settings(15), true, false);
+    let mut d = Decompressor::new(15, true, false);
     for message in [&b"Hello"[..], b"", b"", b"Hello"] {
         let mut out = Vec::new();
-        d.decompress(&c.compress(message), true, &mut out, 100).unwrap();
+        d.decompress(&c.compress(message), true, &mut out, 100)
+            .unwrap();
         assert_eq!(out, message);
     }
 }
 
 fn inflate_messages(window_bits: u8, takeover: bool, messages: &[&[u8]]) -> Vec<Vec<u8>> {
-    let mut d = Decompressor::new(window_bits, takeover);
+    let mut d = Decompressor::new(window_bits, takeover, false);
     messages
         .iter()
         .map(|m| {
@@ -132,7 +214,7 @@ fn data_after_a_final_block_starts_a_new_stream_and_garbage_there_is_invalid() {
         inflate_messages(15, true, &[&[0xf3, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00]]),
         [b"Hello".to_vec()]
     );
-    let mut d = Decompressor::new(15, true);
+    let mut d = Decompressor::new(15, true, false);
     let mut out = Vec::new();
     let err = d
         .decompress(
@@ -147,7 +229,7 @@ fn data_after_a_final_block_starts_a_new_stream_and_garbage_there_is_invalid() {
 
 #[test]
 fn corrupt_data_is_invalid_data() {
-    let mut d = Decompressor::new(15, true);
+    let mut d = Decompressor::new(15, true, false);
     let mut out = Vec::new();
     // BTYPE 11 (reserved).
     let err = d
@@ -163,14 +245,14 @@ fn corrupt_data_is_invalid_data() {
 
 /// `n` zero bytes compressed (about 1 KiB per MiB).
 fn zeros_compressed(n: usize) -> Vec<u8> {
-    Compressor::new(settings(15), false).compress(&vec![0u8; n])
+    Compressor::new(settings(15), false, false).compress(&vec![0u8; n])
 }
 
 #[test]
 fn a_message_exactly_at_the_limit_inflates_and_one_byte_more_does_not() {
     let limit = 100_000;
     for (size, fits) in [(limit, true), (limit + 1, false)] {
-        let mut d = Decompressor::new(15, false);
+        let mut d = Decompressor::new(15, false, false);
         let mut out = Vec::new();
         let result = d.decompress(&zeros_compressed(size), true, &mut out, limit);
         assert_eq!(result.is_ok(), fits, "{size}");
@@ -191,7 +273,7 @@ fn a_deflate_bomb_stops_at_the_limit_while_inflating() {
     let bomb = zeros_compressed(64 << 20);
     assert!(bomb.len() < 128 << 10, "{}", bomb.len());
     let limit = 1 << 20;
-    let mut d = Decompressor::new(15, false);
+    let mut d = Decompressor::new(15, false, false);
     let mut out = Vec::new();
     // Fed in pieces, as frames arrive: the error comes on the piece that crosses the limit.
     let mut result = Ok(());
@@ -668,7 +750,7 @@ fn corrupt_data_and_invalid_utf8_after_inflating_fail_with_1007() {
     c.receive(&[0xc1, 0x02, 0xff, 0xff], now);
     assert_fails_with(&mut c, CloseCode::INVALID_PAYLOAD);
     // "\xff" compressed: valid DEFLATE, invalid UTF-8 in a text message.
-    let invalid = Compressor::new(settings(12), false).compress(&[b'a', 0xff, b'b']);
+    let invalid = Compressor::new(settings(12), false, false).compress(&[b'a', 0xff, b'b']);
     let (mut c, _s) = open_pair(
         Some(DeflateConfig::default()),
         Some(DeflateConfig::default()),
@@ -700,7 +782,7 @@ fn a_bomb_through_a_connection_closes_with_1009_before_the_limit_is_allocated() 
     c.poll_event();
     // 1 GiB of zeros would be about 1 MiB compressed; 16 MiB of them, masked, is enough to
     // cross the limit many times over.
-    let bomb = Compressor::new(settings(12), false).compress(&vec![0u8; 16 << 20]);
+    let bomb = Compressor::new(settings(12), false, false).compress(&vec![0u8; 16 << 20]);
     let mut frame = vec![0xc2, 0x80 | 127];
     frame.extend_from_slice(&(bomb.len() as u64).to_be_bytes());
     frame.extend_from_slice(&[0, 0, 0, 0]);
