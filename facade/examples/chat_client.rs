@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! cargo run --release --example chat_client -- bob [--host 127.0.0.1] [--port 9001] [--expect N]
+//! cargo run --release --example chat_client -- bob --host localhost --tls [--ca ca.pem]
 //! ```
 //!
 //! It leaves 500 ms after its last line; with `--expect N`, once it has received N messages
@@ -14,15 +15,18 @@ use std::time::{Duration, Instant};
 use ws_facade::{ClientConfig, WebSocketFacade};
 
 const USAGE: &str = "\
-usage: chat_client [NICK] [--host HOST] [--port PORT] [--expect N] [--verbose]
+usage: chat_client [NICK] [--host HOST] [--port PORT] [--tls] [--ca PEM] [--expect N] [--verbose]
 
-Joins the chat room at ws://HOST:PORT/chat as NICK (default alice), posts three lines,
-prints every message it receives and leaves 500 ms after its last line.
+Joins the chat room at ws://HOST:PORT/chat (wss:// with --tls) as NICK (default alice), posts
+three lines, prints every message it receives and leaves 500 ms after its last line.
 
 options:
   --host HOST    the chat server's host, a name or an IP address such as ::1
                  (default 127.0.0.1)
   --port PORT    the chat server's port (default 9001)
+  --tls          connect with wss://, verifying the server's certificate for HOST against
+                 Mozilla's root certificates
+  --ca PEM       ...against the CA certificates of this file instead (implies --tls)
   --expect N     leave once N messages have been received instead (10 s at most)
   -v, --verbose  debug logs on stderr (default: warnings only; RUST_LOG overrides both)
   -h, --help     print this help and exit";
@@ -32,6 +36,8 @@ struct Args {
     nick: Option<String>,
     host: String,
     port: u16,
+    tls: bool,
+    ca: Option<String>,
     expect: Option<usize>,
     verbose: bool,
 }
@@ -42,6 +48,8 @@ fn parse_args() -> Result<Args, lexopt::Error> {
         nick: None,
         host: "127.0.0.1".to_owned(),
         port: 9001,
+        tls: false,
+        ca: None,
         expect: None,
         verbose: false,
     };
@@ -50,6 +58,8 @@ fn parse_args() -> Result<Args, lexopt::Error> {
         match arg {
             Long("host") => args.host = parser.value()?.into_string()?,
             Long("port") => args.port = parsed(&mut parser, "--port")?,
+            Long("tls") => args.tls = true,
+            Long("ca") => args.ca = Some(parser.value()?.into_string()?),
             Long("expect") => args.expect = Some(parsed(&mut parser, "--expect")?),
             Short('v') | Long("verbose") => args.verbose = true,
             Short('h') | Long("help") => {
@@ -93,6 +103,17 @@ fn main() {
     config.client_id = nick.clone();
     config.ping_interval = Duration::from_secs(15);
     config.path = "/chat".into();
+    config.tls = match (&args.ca, args.tls) {
+        (Some(ca), _) => match ws_facade::tls::client_config_with_ca_pem(ca) {
+            Ok(tls) => Some(tls),
+            Err(e) => {
+                eprintln!("chat_client: {e}");
+                std::process::exit(1);
+            }
+        },
+        (None, true) => Some(ws_facade::tls::client_config()),
+        (None, false) => None,
+    };
     let client = match WebSocketFacade::create_client(&config) {
         Ok(client) => client,
         Err(e) => {

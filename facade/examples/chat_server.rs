@@ -2,9 +2,11 @@
 //!
 //! ```text
 //! cargo run --release --example chat_server [-- [--host ::1] [--port 9001]]
+//! cargo run --release --example chat_server -- --tls-cert cert.pem --tls-key key.pem
 //! ```
 //! Every message is sent to every participant as `"<sender id>: <message>"`. The server also
-//! answers `GET /` with a chat page, so http://localhost:9001/ in a browser is a working chat.
+//! answers `GET /` with a chat page, so http://localhost:9001/ in a browser is a working chat
+//! (https:// and wss:// with `--tls-cert` and `--tls-key`).
 //! Ctrl-C stops it: every participant is closed with 1001 (going away). `--help` lists the
 //! options.
 
@@ -16,22 +18,27 @@ use ws_facade::{ServerConfig, Session, WebSocketFacade};
 const PAGE: &str = include_str!("chat_page.html");
 
 const USAGE: &str = "\
-usage: chat_server [--host HOST] [--port PORT] [--verbose]
+usage: chat_server [--host HOST] [--port PORT] [--tls-cert PEM --tls-key PEM] [--verbose]
 
 A broadcasting chat room on ws://localhost:PORT/chat, with a chat page for browsers on
-http://localhost:PORT/. Ctrl-C stops it: every participant is closed with 1001.
+http://localhost:PORT/ (wss:// and https:// with TLS). Ctrl-C stops it: every participant is
+closed with 1001.
 
 options:
-  --host HOST    address to listen on, e.g. 127.0.0.1 or ::1 (default: every interface,
-                 IPv6 and IPv4)
-  --port PORT    port to listen on (default 9001)
-  -v, --verbose  debug logs on stderr (default: warnings only; RUST_LOG overrides both)
-  -h, --help     print this help and exit";
+  --host HOST       address to listen on, e.g. 127.0.0.1 or ::1 (default: every interface,
+                    IPv6 and IPv4)
+  --port PORT       port to listen on (default 9001)
+  --tls-cert PEM    serve over TLS with this certificate chain (leaf first)...
+  --tls-key PEM     ...and this private key
+  -v, --verbose     debug logs on stderr (default: warnings only; RUST_LOG overrides both)
+  -h, --help        print this help and exit";
 
 /// The command line.
 struct Args {
     host: Option<String>,
     port: u16,
+    tls_cert: Option<String>,
+    tls_key: Option<String>,
     verbose: bool,
 }
 
@@ -40,6 +47,8 @@ fn parse_args() -> Result<Args, lexopt::Error> {
     let mut args = Args {
         host: None,
         port: 9001,
+        tls_cert: None,
+        tls_key: None,
         verbose: false,
     };
     let mut parser = lexopt::Parser::from_env();
@@ -47,6 +56,8 @@ fn parse_args() -> Result<Args, lexopt::Error> {
         match arg {
             Long("host") => args.host = Some(parser.value()?.into_string()?),
             Long("port") => args.port = parsed(&mut parser, "--port")?,
+            Long("tls-cert") => args.tls_cert = Some(parser.value()?.into_string()?),
+            Long("tls-key") => args.tls_key = Some(parser.value()?.into_string()?),
             Short('v') | Long("verbose") => args.verbose = true,
             Short('h') | Long("help") => {
                 println!("{USAGE}");
@@ -54,6 +65,9 @@ fn parse_args() -> Result<Args, lexopt::Error> {
             }
             other => return Err(other.unexpected()),
         }
+    }
+    if args.tls_cert.is_some() != args.tls_key.is_some() {
+        return Err("--tls-cert and --tls-key go together".into());
     }
     Ok(args)
 }
@@ -91,6 +105,19 @@ fn main() {
     config.port = port;
     config.path = "/chat".into();
     config.server_id = "chat-server".into();
+    if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
+        match ws_facade::tls::server_config_from_pem(cert, key) {
+            Ok(tls) => config.tls = Some(tls),
+            Err(e) => {
+                eprintln!("chat_server: {e}");
+                std::process::exit(1);
+            }
+        }
+    }
+    let (ws, http) = match config.tls {
+        Some(_) => ("wss", "https"),
+        None => ("ws", "http"),
+    };
     let server = match WebSocketFacade::create_server(&config) {
         Ok(server) => server,
         Err(e) => {
@@ -156,7 +183,7 @@ fn main() {
         eprintln!("[chat] cannot catch Ctrl-C: {e}");
     }
 
-    println!("[chat] ws://{shown}:{port}/chat");
-    println!("[chat] open http://{shown}:{port}/ in a browser to join");
+    println!("[chat] {ws}://{shown}:{port}/chat");
+    println!("[chat] open {http}://{shown}:{port}/ in a browser to join");
     server.wait_for_stop();
 }

@@ -399,7 +399,12 @@ impl ProtocolClient for WsClient {
         drop(left);
         // Through the driver's URL parser: an IPv6 host with or without brackets, a name
         // checked and normalised, the path percent-encoded; a fragment is refused.
-        let url = WsUrl::new(host, port, &self.config.path);
+        #[allow(unused_mut)]
+        let mut url = WsUrl::new(host, port, &self.config.path);
+        #[cfg(feature = "tls")]
+        if let Ok(url) = &mut url {
+            url.secure = self.config.tls.is_some();
+        }
         let target = match &url {
             Ok(url) => url.to_string(),
             Err(_) => format!("host {host:?} port {port}"),
@@ -408,6 +413,10 @@ impl ProtocolClient for WsClient {
         driver_config.protocol = self.config.protocol();
         driver_config.connect_timeout = self.config.connect_timeout;
         driver_config.headers = vec![("X-Client-Id".into(), self.client_id.clone())];
+        #[cfg(feature = "tls")]
+        {
+            driver_config.tls = self.config.tls.clone();
+        }
         // Without the lock: the connected and error callbacks, which run meanwhile on the
         // client's thread, can call every method (another `start` gets `AlreadyRunning`).
         let result = url

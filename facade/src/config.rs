@@ -66,6 +66,12 @@ pub struct ServerConfig {
     /// memory level 5, messages under 64 bytes sent plain). `None` declines compression.
     #[cfg(feature = "deflate")]
     pub compression: Option<crate::DeflateConfig>,
+    /// TLS (feature `tls`, on by default): the server speaks `wss://` for WebSocket and
+    /// `https://` for its page. Build it with
+    /// [`tls::server_config_from_pem`](crate::tls::server_config_from_pem). Default `None`:
+    /// plain `ws://`.
+    #[cfg(feature = "tls")]
+    pub tls: Option<std::sync::Arc<crate::tls::rustls::ServerConfig>>,
 }
 
 impl Default for ServerConfig {
@@ -88,6 +94,8 @@ impl Default for ServerConfig {
             subprotocols: Vec::new(),
             #[cfg(feature = "deflate")]
             compression: Some(crate::DeflateConfig::default()),
+            #[cfg(feature = "tls")]
+            tls: None,
         }
     }
 }
@@ -131,6 +139,13 @@ pub struct ClientConfig {
     /// [`DeflateConfig::default`](crate::DeflateConfig). `None` does not offer it.
     #[cfg(feature = "deflate")]
     pub compression: Option<crate::DeflateConfig>,
+    /// TLS (feature `tls`, on by default): `Some` connects with `wss://`, verifying the
+    /// server's certificate for the host given to `start` with this configuration:
+    /// [`tls::client_config`](crate::tls::client_config) trusts Mozilla's roots,
+    /// [`tls::client_config_with_ca_pem`](crate::tls::client_config_with_ca_pem) a private
+    /// CA. Default `None`: plain `ws://`.
+    #[cfg(feature = "tls")]
+    pub tls: Option<std::sync::Arc<crate::tls::rustls::ClientConfig>>,
 }
 
 impl Default for ClientConfig {
@@ -148,6 +163,8 @@ impl Default for ClientConfig {
             subprotocols: Vec::new(),
             #[cfg(feature = "deflate")]
             compression: Some(crate::DeflateConfig::default()),
+            #[cfg(feature = "tls")]
+            tls: None,
         }
     }
 }

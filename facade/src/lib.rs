@@ -62,6 +62,10 @@ use std::sync::Arc;
 pub use config::{ClientConfig, ServerConfig};
 pub use error::{ConfigError, Error};
 pub use traits::*;
+/// TLS configurations for [`ServerConfig::tls`] and [`ClientConfig::tls`] (feature `tls`, on
+/// by default): the driver's [`ws_mio::tls`] module.
+#[cfg(feature = "tls")]
+pub use ws_mio::tls;
 /// Settings of permessage-deflate compression (feature `deflate`, on by default), for
 /// [`ServerConfig::compression`] and [`ClientConfig::compression`].
 #[cfg(feature = "deflate")]

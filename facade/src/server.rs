@@ -264,7 +264,8 @@ struct Bridge(Arc<Inner>);
 impl Factory for Bridge {
     type Handler = Member;
 
-    fn on_request(&self, request: &UpgradeRequest, peer: SocketAddr) -> Decision<Member> {
+    fn on_request(&self, request: &UpgradeRequest, peer: &ws_mio::Peer) -> Decision<Member> {
+        let peer = peer.addr;
         Decision::accept(Member {
             inner: Arc::clone(&self.0),
             name: announced_name(request).unwrap_or_else(|| canonical(peer).to_string()),
@@ -274,7 +275,7 @@ impl Factory for Bridge {
         })
     }
 
-    fn on_http_request(&self, request: &Request, _peer: SocketAddr) -> HttpResponse {
+    fn on_http_request(&self, request: &Request, _peer: &ws_mio::Peer) -> HttpResponse {
         let path = resource_path(&request.path);
         match self.0.callbacks.get().http.as_ref().and_then(|cb| cb(path)) {
             Some((content_type, body)) => HttpResponse::new(200, content_type, body),
@@ -424,6 +425,10 @@ impl ProtocolServer for WsServer {
         driver_config.protocol = config.protocol();
         driver_config.threads = config.threads;
         driver_config.max_connections = config.max_connections;
+        #[cfg(feature = "tls")]
+        {
+            driver_config.tls = config.tls.clone();
+        }
         let inner = &self.inner;
         let server = bind(config.host.as_deref(), port, driver_config, || {
             Bridge(Arc::clone(inner))

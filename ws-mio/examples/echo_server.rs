@@ -2,14 +2,15 @@
 //! closes properly. Used for conformance tests and benchmarks.
 //!
 //! ```text
-//! cargo run --release -p ws-mio --example echo_server -- --port 9002 [--threads N] [--deflate] [--verbose]
+//! cargo run --release -p ws-mio --example echo_server -- --port 9002 [--threads N] [--deflate]
+//!     [--tls-cert PEM --tls-key PEM] [--verbose]
 //! ```
 //! Prints the bound address, then runs until Ctrl-C. `--help` lists the options.
 
 use ws_mio::{Handler, Message, Server, ServerConfig, Session};
 
 const USAGE: &str = "\
-usage: echo_server [--port PORT] [--threads N] [--deflate] [--verbose]
+usage: echo_server [--port PORT] [--threads N] [--deflate] [--tls-cert PEM --tls-key PEM] [--verbose]
 
 Sends every text and binary message back, on any path, until Ctrl-C.
 Prints `echo_server listening on ws://ADDRESS` once it accepts connections.
@@ -18,6 +19,8 @@ options:
   --port PORT    port to listen on, on all interfaces; 0 picks a free one (default 9002)
   --threads N    event-loop threads; 0 means one per CPU core (default 0)
   --deflate      accept permessage-deflate (RFC 7692) with the default settings
+  --tls-cert PEM serve wss:// with this certificate chain (leaf first)...
+  --tls-key PEM  ...and this private key
   -v, --verbose  debug logs on stderr (default: warnings only; RUST_LOG overrides both)
   -h, --help     print this help and exit";
 
@@ -39,6 +42,8 @@ struct Args {
     port: u16,
     threads: usize,
     deflate: bool,
+    tls_cert: Option<String>,
+    tls_key: Option<String>,
     verbose: bool,
 }
 
@@ -48,6 +53,8 @@ fn parse_args() -> Result<Args, lexopt::Error> {
         port: 9002,
         threads: 0,
         deflate: false,
+        tls_cert: None,
+        tls_key: None,
         verbose: false,
     };
     let mut parser = lexopt::Parser::from_env();
@@ -56,6 +63,8 @@ fn parse_args() -> Result<Args, lexopt::Error> {
             Long("port") => args.port = parsed(&mut parser, "--port")?,
             Long("threads") => args.threads = parsed(&mut parser, "--threads")?,
             Long("deflate") => args.deflate = true,
+            Long("tls-cert") => args.tls_cert = Some(parser.value()?.into_string()?),
+            Long("tls-key") => args.tls_key = Some(parser.value()?.into_string()?),
             Short('v') | Long("verbose") => args.verbose = true,
             Short('h') | Long("help") => {
                 println!("{USAGE}");
@@ -63,6 +72,9 @@ fn parse_args() -> Result<Args, lexopt::Error> {
             }
             other => return Err(other.unexpected()),
         }
+    }
+    if args.tls_cert.is_some() != args.tls_key.is_some() {
+        return Err("--tls-cert and --tls-key go together".into());
     }
     Ok(args)
 }
@@ -99,6 +111,16 @@ fn main() {
             .extensions
             .push(std::sync::Arc::new(deflate));
     }
+    if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
+        match ws_mio::tls::server_config_from_pem(cert, key) {
+            Ok(tls) => config.tls = Some(tls),
+            Err(e) => {
+                eprintln!("echo_server: {e}");
+                std::process::exit(1);
+            }
+        }
+    }
+    let scheme = if config.tls.is_some() { "wss" } else { "ws" };
     let server = match Server::bind(("0.0.0.0", args.port), config, Echo) {
         Ok(server) => server,
         Err(e) => {
@@ -106,6 +128,9 @@ fn main() {
             std::process::exit(1);
         }
     };
-    println!("echo_server listening on ws://{}", server.local_addr());
+    println!(
+        "echo_server listening on {scheme}://{}",
+        server.local_addr()
+    );
     server.wait();
 }

@@ -55,6 +55,9 @@ pub enum ConnectError {
     },
     /// The client's event loop or thread could not be created.
     Setup(io::Error),
+    /// The TLS client could not start (the configuration given refuses to make a session).
+    #[cfg(feature = "tls")]
+    Tls(rustls::Error),
 }
 
 /// A driver error without the `I/O error: ` prefix, which the context already says.
@@ -90,6 +93,8 @@ impl fmt::Display for ConnectError {
                 write!(f, "connection failed: {addr}: {}", Cause(error))
             }
             ConnectError::Setup(e) => write!(f, "cannot start the client: {e}"),
+            #[cfg(feature = "tls")]
+            ConnectError::Tls(e) => write!(f, "cannot start TLS: {e}"),
         }
     }
 }
@@ -104,6 +109,8 @@ impl std::error::Error for ConnectError {
                 .map(|(_, e)| e as &(dyn std::error::Error + 'static)),
             ConnectError::Failed { error, .. } => Some(error),
             ConnectError::Setup(e) => Some(e),
+            #[cfg(feature = "tls")]
+            ConnectError::Tls(e) => Some(e),
         }
     }
 }
@@ -111,6 +118,34 @@ impl std::error::Error for ConnectError {
 /// Connects to each of `addrs` in turn until one accepts, by `deadline` at the latest. Each
 /// address gets an equal share of the time left (the last one all of it). On failure, every
 /// address tried with its error.
+/// The TLS session of a `wss://` URL: the configured client configuration (Mozilla's roots by
+/// default), verifying `host`.
+#[cfg(feature = "tls")]
+fn client_tls(
+    url: &WsUrl,
+    host: &str,
+    config: &ClientConfig,
+) -> Result<crate::event_loop::ClientTls, ConnectError> {
+    if !url.secure {
+        return Ok(None);
+    }
+    let tls = config.tls.clone().unwrap_or_else(crate::tls::client_config);
+    let name = rustls::pki_types::ServerName::try_from(host.to_owned())
+        .map_err(|_| ConnectError::InvalidUrl(UrlError::InvalidHost))?;
+    let session = rustls::ClientConnection::new(tls, name).map_err(ConnectError::Tls)?;
+    Ok(Some(session.into()))
+}
+
+/// Without the `tls` feature, `wss://` URLs are refused when parsed.
+#[cfg(not(feature = "tls"))]
+fn client_tls(
+    _url: &WsUrl,
+    _host: &str,
+    _config: &ClientConfig,
+) -> Result<crate::event_loop::ClientTls, ConnectError> {
+    Ok(None)
+}
+
 pub(crate) fn connect_first(
     addrs: &[SocketAddr],
     deadline: Instant,
@@ -213,6 +248,7 @@ impl Client {
                 "no address",
             )));
         }
+        let tls = client_tls(url, host, &config)?;
         let (stream, addr) = connect_first(&addrs, deadline).map_err(ConnectError::Unreachable)?;
         let _ = stream.set_nodelay(true);
         stream.set_nonblocking(true).map_err(ConnectError::Setup)?;
@@ -246,6 +282,7 @@ impl Client {
             addr,
             deadline,
             request,
+            tls,
             handler,
             notify,
         };
@@ -408,6 +445,7 @@ mod tests {
     #[test]
     fn a_fragment_or_a_bracketed_host_in_a_split_url() {
         let url = WsUrl {
+            secure: false,
             host: "h".into(),
             port: 9,
             path: "/a#b".into(),
@@ -423,6 +461,7 @@ mod tests {
             return;
         };
         let url = WsUrl {
+            secure: false,
             host: "[::1]".into(),
             port: addr.port(),
             path: "/".into(),

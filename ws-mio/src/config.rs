@@ -51,6 +51,11 @@ pub struct ServerConfig {
     pub read_buffer_size: usize,
     /// How long [`Server::stop`](crate::Server::stop) waits for closing handshakes. Default 5 s.
     pub stop_timeout: Duration,
+    /// TLS for every connection the server accepts (`wss://`, and `https://` for plain HTTP
+    /// requests): see [`crate::tls`]. The handshake timeout covers the TLS handshake. Default
+    /// `None`: plain TCP.
+    #[cfg(feature = "tls")]
+    pub tls: Option<std::sync::Arc<rustls::ServerConfig>>,
 }
 
 /// The keepalive a server runs by default: a ping every 20 s, and a connection whose peer has
@@ -79,6 +84,8 @@ impl Default for ServerConfig {
             backpressure: BackpressurePolicy::Error,
             read_buffer_size: 64 << 10,
             stop_timeout: Duration::from_secs(5),
+            #[cfg(feature = "tls")]
+            tls: None,
         }
     }
 }
@@ -105,6 +112,10 @@ pub struct ClientConfig {
     pub backpressure: BackpressurePolicy,
     /// Read buffer size. Default 64 KiB.
     pub read_buffer_size: usize,
+    /// The TLS configuration for `wss://` URLs (`ws://` ones ignore it). Default `None`:
+    /// [`tls::client_config`](crate::tls::client_config), Mozilla's roots.
+    #[cfg(feature = "tls")]
+    pub tls: Option<std::sync::Arc<rustls::ClientConfig>>,
 }
 
 impl Default for ClientConfig {
@@ -115,6 +126,8 @@ impl Default for ClientConfig {
             headers: Vec::new(),
             backpressure: BackpressurePolicy::Error,
             read_buffer_size: 64 << 10,
+            #[cfg(feature = "tls")]
+            tls: None,
         }
     }
 }

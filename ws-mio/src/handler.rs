@@ -128,6 +128,10 @@ pub enum DriverError {
     /// A handler callback panicked: its connection was failed with 1011 (the loop and its
     /// other connections go on).
     HandlerPanicked,
+    /// TLS failed: the handshake (an untrusted or expired certificate, a name that does not
+    /// match, no common protocol version), or a record that does not decrypt.
+    #[cfg(feature = "tls")]
+    Tls(rustls::Error),
 }
 
 impl fmt::Display for DriverError {
@@ -139,6 +143,8 @@ impl fmt::Display for DriverError {
             DriverError::Shutdown => f.write_str("server shut down"),
             DriverError::SlowConsumer => f.write_str("closed as a slow consumer"),
             DriverError::HandlerPanicked => f.write_str("a handler callback panicked"),
+            #[cfg(feature = "tls")]
+            DriverError::Tls(e) => write!(f, "TLS: {e}"),
         }
     }
 }
@@ -148,6 +154,8 @@ impl std::error::Error for DriverError {
         match self {
             DriverError::Io(e) => Some(e.as_ref()),
             DriverError::Protocol(e) => Some(e),
+            #[cfg(feature = "tls")]
+            DriverError::Tls(e) => Some(e),
             _ => None,
         }
     }
@@ -155,7 +163,34 @@ impl std::error::Error for DriverError {
 
 impl From<io::Error> for DriverError {
     fn from(e: io::Error) -> Self {
+        #[cfg(feature = "tls")]
+        if let Some(tls) = e.get_ref().and_then(|r| r.downcast_ref::<rustls::Error>()) {
+            return DriverError::Tls(tls.clone());
+        }
         DriverError::Io(Arc::new(e))
+    }
+}
+
+/// Who is asking, when a [`Factory`] decides on a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Peer {
+    /// The peer's address.
+    pub addr: SocketAddr,
+    /// Whether the connection runs over TLS (`wss://`, `https://`).
+    pub tls: bool,
+    /// The server name the client asked for in its TLS handshake (SNI), if any.
+    pub server_name: Option<String>,
+}
+
+impl Peer {
+    /// A peer at `addr`, over plain TCP.
+    pub fn new(addr: SocketAddr) -> Peer {
+        Peer {
+            addr,
+            tls: false,
+            server_name: None,
+        }
     }
 }
 
@@ -182,9 +217,8 @@ pub struct Disconnect {
 /// `Handler + Clone + Sync` is a `Factory` that accepts every request with a clone of itself.
 ///
 /// ```
-/// use std::net::SocketAddr;
 /// use ws_mio::ws_proto::handshake::UpgradeRequest;
-/// use ws_mio::{Decision, Factory, Handler, Message, Session};
+/// use ws_mio::{Decision, Factory, Handler, Message, Peer, Session};
 ///
 /// /// One per connection: knows which room it joined.
 /// struct Member { room: String }
@@ -197,7 +231,7 @@ pub struct Disconnect {
 /// struct Rooms;
 /// impl Factory for Rooms {
 ///     type Handler = Member;
-///     fn on_request(&self, request: &UpgradeRequest, _peer: SocketAddr) -> Decision<Member> {
+///     fn on_request(&self, request: &UpgradeRequest, _peer: &Peer) -> Decision<Member> {
 ///         match request.path.strip_prefix("/room/") {
 ///             Some(room) => Decision::accept(Member { room: room.to_owned() }),
 ///             None => Decision::reject(404, "no such room"),
@@ -211,11 +245,11 @@ pub trait Factory: Send + Sync + 'static {
 
     /// Server: decides on a valid upgrade request (checks `Origin`, authenticates, picks
     /// the room...) and, to accept, makes the connection's handler.
-    fn on_request(&self, request: &UpgradeRequest, peer: SocketAddr) -> Decision<Self::Handler>;
+    fn on_request(&self, request: &UpgradeRequest, peer: &Peer) -> Decision<Self::Handler>;
 
     /// Server with [`ws_proto::Config::plain_http`] set: answers a GET request that is not a
     /// WebSocket upgrade (e.g. serves the page that opens the socket). Default: 404.
-    fn on_http_request(&self, request: &Request, peer: SocketAddr) -> HttpResponse {
+    fn on_http_request(&self, request: &Request, peer: &Peer) -> HttpResponse {
         let _ = (request, peer);
         HttpResponse::not_found()
     }
@@ -232,7 +266,7 @@ pub trait Factory: Send + Sync + 'static {
 impl<H: Handler + Clone + Sync> Factory for H {
     type Handler = H;
 
-    fn on_request(&self, _request: &UpgradeRequest, _peer: SocketAddr) -> Decision<H> {
+    fn on_request(&self, _request: &UpgradeRequest, _peer: &Peer) -> Decision<H> {
         Decision::accept(self.clone())
     }
 }

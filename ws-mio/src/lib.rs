@@ -80,11 +80,15 @@ mod server;
 mod session;
 mod slab;
 mod timer;
+#[cfg(feature = "tls")]
+pub mod tls;
 mod url;
 
 pub use client::{Client, ConnectError};
 pub use config::{BackpressurePolicy, ClientConfig, ServerConfig, SERVER_PING_INTERVAL};
-pub use handler::{Decision, Disconnect, DriverError, Factory, Handler, HttpResponse, Message};
+pub use handler::{
+    Decision, Disconnect, DriverError, Factory, Handler, HttpResponse, Message, Peer,
+};
 pub use server::Server;
 pub use session::Session;
 pub use url::{parse_ws_url, UrlError, WsUrl};

@@ -88,6 +88,10 @@ impl Server {
             listener: mio::net::TcpListener::from_std(listener),
             loops: loops.clone(),
             next: 0,
+            #[cfg(feature = "tls")]
+            tls: config.tls.clone(),
+            #[cfg(not(feature = "tls"))]
+            tls: None,
         });
         let mut handles = Vec::with_capacity(threads);
         for (index, (poll, rx)) in polls.into_iter().enumerate() {

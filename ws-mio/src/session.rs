@@ -73,7 +73,11 @@ impl Outgoing {
 pub(crate) enum Command {
     Send(Key, Outgoing),
     Broadcast(PreparedMessage),
-    Adopt(mio::net::TcpStream, SocketAddr),
+    Adopt(
+        mio::net::TcpStream,
+        SocketAddr,
+        crate::event_loop::ListenerTls,
+    ),
     Shutdown(CloseCode),
 }
 

@@ -1,4 +1,4 @@
-//! `ws://` URLs, parsed by the [`url`](https://docs.rs/url) crate: the WHATWG URL parser that
+//! `ws://` and `wss://` URLs, parsed by the [`url`](https://docs.rs/url) crate: the WHATWG URL parser that
 //! browsers use for `new WebSocket(url)`. It knows `ws` and `wss` as special schemes (default
 //! ports 80 and 443), lowercases the scheme and domain names, converts international domain
 //! names to ASCII, parses IPv4 and IPv6 literals and percent-encodes the path and query.
@@ -7,9 +7,11 @@ use std::fmt;
 
 use url::{Host, Url};
 
-/// A parsed `ws://host[:port][/path][?query]` URL.
+/// A parsed `ws://host[:port][/path][?query]` or `wss://…` URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WsUrl {
+    /// `wss://`: the connection runs over TLS (cargo feature `tls`).
+    pub secure: bool,
     /// Host name (lowercase, international names in their ASCII form) or IP address (IPv6
     /// without brackets).
     pub host: String,
@@ -51,14 +53,16 @@ impl WsUrl {
         parse_ws_url(&format!("ws://{host}:{port}{path}"))
     }
 
-    /// The `Host` header value: the host, with the port unless it is 80.
+    /// The `Host` header value: the host, with the port unless it is the scheme's default
+    /// (80, or 443 for `wss://`).
     pub fn host_header(&self) -> String {
         let host = if self.host.contains(':') {
             format!("[{}]", self.host)
         } else {
             self.host.clone()
         };
-        if self.port == 80 {
+        let default_port = if self.secure { 443 } else { 80 };
+        if self.port == default_port {
             host
         } else {
             format!("{host}:{}", self.port)
@@ -66,10 +70,11 @@ impl WsUrl {
     }
 }
 
-/// The URL again, e.g. `ws://[::1]:9001/chat` (the port only when it is not 80).
+/// The URL again, e.g. `ws://[::1]:9001/chat` (the port only when it is not the default).
 impl fmt::Display for WsUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "ws://{}{}", self.host_header(), self.path)
+        let scheme = if self.secure { "wss" } else { "ws" };
+        write!(f, "{scheme}://{}{}", self.host_header(), self.path)
     }
 }
 
@@ -79,7 +84,7 @@ impl fmt::Display for WsUrl {
 pub enum UrlError {
     /// Not a `ws://` URL (another scheme, or no scheme at all).
     UnsupportedScheme,
-    /// A `wss://` URL: TLS is not supported yet.
+    /// A `wss://` URL, and this build has no TLS (cargo feature `tls` of `ws-mio`).
     TlsNotSupported,
     /// No host.
     MissingHost,
@@ -111,9 +116,9 @@ impl UrlError {
 impl fmt::Display for UrlError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
-            UrlError::UnsupportedScheme => "only ws:// URLs are supported",
+            UrlError::UnsupportedScheme => "only ws:// and wss:// URLs are supported",
             UrlError::TlsNotSupported => {
-                "wss:// URLs need TLS, which is not supported yet (only ws://)"
+                "wss:// URLs need TLS: build ws-mio with its `tls` feature"
             }
             UrlError::MissingHost => "the URL has no host",
             UrlError::InvalidHost => "the host is not a valid domain name or IP address",
@@ -128,7 +133,7 @@ impl fmt::Display for UrlError {
 
 impl std::error::Error for UrlError {}
 
-/// Parses a `ws://` URL (the scheme in any case). The port defaults to 80, an empty path is
+/// Parses a `ws://` or `wss://` URL (the scheme in any case). The port defaults to 80 (443), an empty path is
 /// `/`, the query is kept, user information (`user:password@`, which RFC 6455's `ws-URI` does
 /// not have) is ignored, and a URL with a fragment is refused.
 ///
@@ -140,15 +145,22 @@ impl std::error::Error for UrlError {}
 /// assert_eq!((url.host.as_str(), url.host_header().as_str()), ("::1", "[::1]:9001"));
 /// assert_eq!(parse_ws_url("ws://example.com").unwrap().path, "/");
 /// assert_eq!(parse_ws_url("ws://example.com/#top"), Err(UrlError::Fragment));
-/// assert_eq!(parse_ws_url("wss://example.com/"), Err(UrlError::TlsNotSupported));
+/// let secure = parse_ws_url("wss://example.com/chat");
+/// if cfg!(feature = "tls") {
+///     let secure = secure.unwrap();
+///     assert_eq!((secure.secure, secure.port, secure.host_header().as_str()), (true, 443, "example.com"));
+/// } else {
+///     assert_eq!(secure, Err(UrlError::TlsNotSupported));
+/// }
 /// ```
 pub fn parse_ws_url(url: &str) -> Result<WsUrl, UrlError> {
     let url = Url::parse(url).map_err(UrlError::from_parse)?;
-    match url.scheme() {
-        "ws" => {}
+    let secure = match url.scheme() {
+        "ws" => false,
+        "wss" if cfg!(feature = "tls") => true,
         "wss" => return Err(UrlError::TlsNotSupported),
         _ => return Err(UrlError::UnsupportedScheme),
-    }
+    };
     // RFC 6455 §3: "Fragment identifiers are meaningless in the context of WebSocket URIs and
     // MUST NOT be used on these URIs. As with any URI scheme, the character '#', when not
     // indicating the start of a fragment, MUST be escaped as %23." A '#' is therefore always a
@@ -172,7 +184,12 @@ pub fn parse_ws_url(url: &str) -> Result<WsUrl, UrlError> {
         path.push('?');
         path.push_str(query);
     }
-    Ok(WsUrl { host, port, path })
+    Ok(WsUrl {
+        secure,
+        host,
+        port,
+        path,
+    })
 }
 
 #[cfg(test)]
@@ -209,12 +226,18 @@ mod tests {
             parse_ws_url("localhost:9001/chat"),
             Err(UrlError::UnsupportedScheme)
         );
-        for url in ["wss://h/", "WSS://h:443/chat"] {
-            assert_eq!(parse_ws_url(url), Err(UrlError::TlsNotSupported), "{url}");
+        for url in ["wss://h/", "WSS://h:443/"] {
+            if cfg!(feature = "tls") {
+                let parsed = parse_ws_url(url).unwrap();
+                assert!(parsed.secure && parsed.port == 443, "{url}");
+                assert_eq!(parsed.to_string(), "wss://h/");
+            } else {
+                assert_eq!(parse_ws_url(url), Err(UrlError::TlsNotSupported), "{url}");
+            }
         }
         assert!(UrlError::TlsNotSupported
             .to_string()
-            .contains("TLS, which is not supported yet"));
+            .contains("`tls` feature"));
     }
 
     #[test]

@@ -33,8 +33,8 @@ impl Handler for Echo {
 impl Factory for Seen {
     type Handler = Echo;
 
-    fn on_request(&self, request: &UpgradeRequest, peer: SocketAddr) -> Decision<Echo> {
-        let seen = (request.host.clone(), request.path.clone(), peer);
+    fn on_request(&self, request: &UpgradeRequest, peer: &ws_mio::Peer) -> Decision<Echo> {
+        let seen = (request.host.clone(), request.path.clone(), peer.addr);
         let _ = self.0.lock().unwrap().send(seen);
         Decision::accept(Echo)
     }

@@ -154,7 +154,7 @@ impl ws_mio::Factory for RejectByPath {
     fn on_request(
         &self,
         request: &ws_mio::ws_proto::handshake::UpgradeRequest,
-        _peer: std::net::SocketAddr,
+        _peer: &ws_mio::Peer,
     ) -> ws_mio::Decision<Unused> {
         ws_mio::Decision::reject(request.path[1..].parse().unwrap(), "refused")
     }

@@ -648,7 +648,7 @@ impl Census {
 impl Factory for Census {
     type Handler = Counted;
 
-    fn on_request(&self, _request: &UpgradeRequest, _peer: SocketAddr) -> Decision<Counted> {
+    fn on_request(&self, _request: &UpgradeRequest, _peer: &ws_mio::Peer) -> Decision<Counted> {
         Decision::accept(Counted)
     }
 

@@ -268,7 +268,7 @@ struct Doorman;
 impl Factory for Doorman {
     type Handler = Echo;
 
-    fn on_request(&self, _request: &UpgradeRequest, _peer: SocketAddr) -> Decision<Echo> {
+    fn on_request(&self, _request: &UpgradeRequest, _peer: &ws_mio::Peer) -> Decision<Echo> {
         Decision::reject(403, "members only\n")
     }
 }

@@ -5,7 +5,7 @@
 mod common;
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::TcpStream;
 use std::sync::{Arc, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
@@ -223,7 +223,7 @@ struct Stopper {
 impl Factory for StopOnMessage {
     type Handler = Stopper;
 
-    fn on_request(&self, _request: &UpgradeRequest, _peer: SocketAddr) -> Decision<Stopper> {
+    fn on_request(&self, _request: &UpgradeRequest, _peer: &ws_mio::Peer) -> Decision<Stopper> {
         Decision::accept(Stopper {
             server: self.server.get().cloned().unwrap_or_default(),
             recorder: self.recording.recorder(),

@@ -48,7 +48,7 @@ impl<F: Factory> EventLoop<F> {
                 self.mark_dirty(key);
             }
             Command::Broadcast(message) => self.broadcast(&message, now),
-            Command::Adopt(stream, peer) => self.add_server_conn(stream, peer, now),
+            Command::Adopt(stream, peer, tls) => self.add_server_conn(stream, peer, &tls, now),
             Command::Shutdown(code) => self.begin_stop(code, now),
         }
     }

@@ -1,6 +1,6 @@
 //! One connection of a loop: its socket I/O ([`Socket`]: read, write, interest, shutdown — the
-//! one place bytes meet the OS, where TLS will slot in) and the driver's state around the
-//! protocol core.
+//! one place bytes meet the OS, and where TLS sits when the connection has it) and the
+//! driver's state around the protocol core.
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -20,14 +20,28 @@ use crate::session::{Outgoing, Session};
 /// Slices per vectored write.
 const MAX_IOV: usize = 64;
 
-/// The TCP socket of one connection.
-#[derive(Debug)]
+/// The TCP socket of one connection, with its TLS session when it has one.
 pub(super) struct Socket {
     stream: TcpStream,
+    /// Boxed: a plain connection pays one pointer for it.
+    #[cfg(feature = "tls")]
+    tls: Option<Box<crate::tls::Session>>,
+    #[cfg(feature = "tls")]
+    close_notify_sent: bool,
     /// Client: the TCP connect is still in progress.
     connecting: bool,
     writable_interest: bool,
     write_shut: bool,
+}
+
+impl fmt::Debug for Socket {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Socket")
+            .field("stream", &self.stream)
+            .field("tls", &self.is_tls())
+            .field("connecting", &self.connecting)
+            .finish()
+    }
 }
 
 /// What a write pass achieved.
@@ -43,6 +57,10 @@ impl Socket {
     pub(super) fn accepted(stream: TcpStream) -> Socket {
         Socket {
             stream,
+            #[cfg(feature = "tls")]
+            tls: None,
+            #[cfg(feature = "tls")]
+            close_notify_sent: false,
             connecting: false,
             writable_interest: false,
             write_shut: false,
@@ -53,10 +71,56 @@ impl Socket {
     pub(super) fn connecting(stream: TcpStream) -> Socket {
         Socket {
             stream,
+            #[cfg(feature = "tls")]
+            tls: None,
+            #[cfg(feature = "tls")]
+            close_notify_sent: false,
             connecting: true,
             writable_interest: true,
             write_shut: false,
         }
+    }
+
+    /// The same socket speaking TLS through `session`.
+    #[cfg(feature = "tls")]
+    pub(super) fn with_tls(mut self, session: crate::tls::Session) -> Socket {
+        self.tls = Some(Box::new(session));
+        self
+    }
+
+    /// Whether the connection runs over TLS.
+    pub(super) fn is_tls(&self) -> bool {
+        #[cfg(feature = "tls")]
+        return self.tls.is_some();
+        #[cfg(not(feature = "tls"))]
+        false
+    }
+
+    /// The server name the client asked for (SNI), on a TLS server connection.
+    pub(super) fn server_name(&self) -> Option<&str> {
+        #[cfg(feature = "tls")]
+        if let Some(tls) = &self.tls {
+            if let rustls::Connection::Server(server) = &**tls {
+                return server.server_name();
+            }
+        }
+        None
+    }
+
+    /// Whether a short read means the socket is empty (edge-triggered readiness then needs no
+    /// further read). Not with TLS: a read returns one record's plaintext at most.
+    pub(super) fn short_read_drains(&self) -> bool {
+        !self.is_tls()
+    }
+
+    /// Whether the socket has bytes of its own to write (TLS records: handshake, alerts,
+    /// close_notify), beyond the protocol core's output.
+    pub(super) fn wants_write(&self) -> bool {
+        #[cfg(feature = "tls")]
+        if let Some(tls) = &self.tls {
+            return tls.wants_write();
+        }
+        false
     }
 
     pub(super) fn register(
@@ -92,12 +156,21 @@ impl Socket {
         }
     }
 
+    /// Reads plaintext: `Ok(0)` at the end of the stream (TCP EOF, or TLS close_notify).
     pub(super) fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        #[cfg(feature = "tls")]
+        if let Some(tls) = &mut self.tls {
+            return tls_read(tls, &mut self.stream, buf);
+        }
         self.stream.read(buf)
     }
 
     /// Writes `proto`'s output until it is empty or the socket is full.
     pub(super) fn write_from(&mut self, proto: &mut Connection) -> io::Result<Written> {
+        #[cfg(feature = "tls")]
+        if let Some(tls) = &mut self.tls {
+            return tls_write_from(tls, &mut self.stream, proto);
+        }
         while proto.buffered_amount() > 0 {
             let mut slices = [IoSlice::new(&[]); MAX_IOV];
             let n = proto.pending_output_vectored(&mut slices);
@@ -132,13 +205,105 @@ impl Socket {
         Ok(())
     }
 
-    /// Shuts down the write half, once (the peer then sees EOF; we keep reading).
+    /// Shuts down the write half, once (the peer then sees EOF; we keep reading). Over TLS,
+    /// a close_notify goes first, and TCP is shut down once it is written (called again on
+    /// writability until then).
     pub(super) fn shutdown_write(&mut self) {
-        if !self.write_shut {
-            self.write_shut = true;
-            let _ = self.stream.shutdown(Shutdown::Write);
+        if self.write_shut {
+            return;
+        }
+        #[cfg(feature = "tls")]
+        if let Some(tls) = &mut self.tls {
+            if !self.close_notify_sent {
+                self.close_notify_sent = true;
+                tls.send_close_notify();
+            }
+            if flush_tls(tls, &mut self.stream).is_ok_and(|w| matches!(w, Written::Blocked)) {
+                return;
+            }
+        }
+        self.write_shut = true;
+        let _ = self.stream.shutdown(Shutdown::Write);
+    }
+}
+
+/// Plaintext from a TLS session, reading records from the socket as needed.
+#[cfg(feature = "tls")]
+fn tls_read(
+    tls: &mut crate::tls::Session,
+    stream: &mut TcpStream,
+    buf: &mut [u8],
+) -> io::Result<usize> {
+    loop {
+        match tls.reader().read(buf) {
+            // `Ok(0)`: the peer's close_notify.
+            Ok(n) => return Ok(n),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            // TCP EOF without close_notify: a WebSocket has its own closing handshake, which
+            // says whether the end was clean; for the transport it is an end of stream.
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(0),
+            Err(e) => return Err(e),
+        }
+        // No plaintext buffered: more records from the socket (`WouldBlock` when none).
+        if tls.read_tls(stream)? == 0 {
+            // EOF: the next `reader().read` says whether a close_notify came first.
+            continue;
+        }
+        if let Err(e) = tls.process_new_packets() {
+            // rustls queued an alert saying why; send it if the socket takes it.
+            let _ = tls.write_tls(stream);
+            return Err(crate::tls::io_error(e));
         }
     }
+}
+
+/// Moves the protocol core's output into the TLS session and its records to the socket.
+#[cfg(feature = "tls")]
+fn tls_write_from(
+    tls: &mut crate::tls::Session,
+    stream: &mut TcpStream,
+    proto: &mut Connection,
+) -> io::Result<Written> {
+    loop {
+        // Plaintext in, as much as rustls buffers (64 KiB: the rest waits in the core, where
+        // backpressure counts it).
+        let mut taken = 0;
+        while proto.buffered_amount() > 0 {
+            let mut slices = [IoSlice::new(&[]); MAX_IOV];
+            let n = proto.pending_output_vectored(&mut slices);
+            let written = tls.writer().write_vectored(&slices[..n])?;
+            if written == 0 {
+                break;
+            }
+            proto.advance_output(written);
+            taken += written;
+        }
+        if let Written::Blocked = flush_tls(tls, stream)? {
+            return Ok(Written::Blocked);
+        }
+        if proto.buffered_amount() == 0 {
+            return Ok(Written::All);
+        }
+        if taken == 0 {
+            // rustls holds plaintext until its handshake completes: wait for the peer.
+            return Ok(Written::Blocked);
+        }
+    }
+}
+
+/// Writes the TLS session's pending records.
+#[cfg(feature = "tls")]
+fn flush_tls(tls: &mut crate::tls::Session, stream: &mut TcpStream) -> io::Result<Written> {
+    while tls.wants_write() {
+        match tls.write_tls(stream) {
+            Ok(0) => return Ok(Written::Blocked),
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(Written::Blocked),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(Written::All)
 }
 
 /// Who started the end of an open connection, as far as the driver can tell; the close log
@@ -222,6 +387,14 @@ pub(super) struct Conn<H> {
 }
 
 impl<H> Conn<H> {
+    /// Who the peer is, for the factory's decisions.
+    pub(super) fn who(&self) -> crate::handler::Peer {
+        let mut who = crate::handler::Peer::new(self.peer);
+        who.tls = self.socket.is_tls();
+        who.server_name = self.socket.server_name().map(str::to_owned);
+        who
+    }
+
     pub(super) fn new(
         socket: Socket,
         proto: Connection,

@@ -219,7 +219,8 @@ fn answer_request<F: Factory>(
     now: Instant,
 ) {
     let peer: SocketAddr = conn.peer;
-    let decision = guarded(|| factory.on_request(&request, peer));
+    let who = conn.who();
+    let decision = guarded(|| factory.on_request(&request, &who));
     // Kept for the log lines of the connection (moved, not copied).
     conn.path = Some(std::mem::take(&mut request.path));
     let decision = decision.unwrap_or_else(|| {
@@ -255,7 +256,8 @@ fn answer_http<F: Factory>(
     now: Instant,
 ) {
     let peer = conn.peer;
-    let response = guarded(|| factory.on_http_request(request, peer)).unwrap_or_else(|| {
+    let who = conn.who();
+    let response = guarded(|| factory.on_http_request(request, &who)).unwrap_or_else(|| {
         error!(
             "Factory::on_http_request panicked: peer={peer} path={:?}; answered 500",
             request.path

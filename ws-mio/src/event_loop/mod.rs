@@ -82,11 +82,26 @@ impl LoopConfig {
     }
 }
 
+/// The TLS configuration of a listener's connections (`None`: plain TCP).
+#[cfg(feature = "tls")]
+pub(crate) type ListenerTls = Option<Arc<rustls::ServerConfig>>;
+/// The TLS configuration of a listener's connections: always `None` without the `tls` feature.
+#[cfg(not(feature = "tls"))]
+pub(crate) type ListenerTls = Option<Arc<std::convert::Infallible>>;
+
+/// A client's TLS session, ready to start its handshake (`None`: plain TCP).
+#[cfg(feature = "tls")]
+pub(crate) type ClientTls = Option<crate::tls::Session>;
+/// A client's TLS session: always `None` without the `tls` feature.
+#[cfg(not(feature = "tls"))]
+pub(crate) type ClientTls = Option<std::convert::Infallible>;
+
 /// The accepting side: owned by loop 0, which hands sockets round-robin to every loop.
 pub(crate) struct Listener {
     pub(crate) listener: TcpListener,
     pub(crate) loops: Vec<Arc<LoopHandle>>,
     pub(crate) next: usize,
+    pub(crate) tls: ListenerTls,
 }
 
 /// A client's connection, handed to its loop thread before the loop runs: TCP is connected
@@ -98,6 +113,8 @@ pub(crate) struct ConnectRequest<H> {
     /// The end of the connect timeout: the opening handshake must be over by then.
     pub(crate) deadline: Instant,
     pub(crate) request: ClientRequest,
+    /// `wss://`: the TLS session, whose handshake starts once TCP is connected.
+    pub(crate) tls: ClientTls,
     pub(crate) handler: H,
     pub(crate) notify: mpsc::Sender<Result<Session, DriverError>>,
 }
@@ -118,7 +135,7 @@ impl<H: Handler> Factory for ClientSide<H> {
     fn on_request(
         &self,
         _request: &ws_proto::handshake::UpgradeRequest,
-        _peer: SocketAddr,
+        _peer: &crate::handler::Peer,
     ) -> Decision<H> {
         Decision::reject(500, "")
     }
@@ -382,7 +399,8 @@ impl<F: Factory> EventLoop<F> {
                 protocol.close_timeout = protocol.close_timeout.min(REFUSED_LINGER);
                 let refused = Connection::refuse(protocol, 503, "too many connections\n", now);
                 self.connections.fetch_add(1, Ordering::AcqRel);
-                self.add_conn(stream, peer, refused);
+                let tls = l.tls.clone();
+                self.add_conn(stream, peer, refused, &tls);
                 continue;
             }
             if self.capacity_refusals > 0 {
@@ -395,27 +413,56 @@ impl<F: Factory> EventLoop<F> {
             self.connections.fetch_add(1, Ordering::AcqRel);
             let target = Arc::clone(&l.loops[l.next % l.loops.len()]);
             l.next = l.next.wrapping_add(1);
+            let tls = l.tls.clone();
             if target.id == self.id {
-                self.add_server_conn(stream, peer, now);
-            } else if !target.submit(Command::Adopt(stream, peer)) {
+                self.add_server_conn(stream, peer, &tls, now);
+            } else if !target.submit(Command::Adopt(stream, peer, tls)) {
                 self.connections.fetch_sub(1, Ordering::AcqRel);
             }
         }
     }
 
-    pub(super) fn add_server_conn(&mut self, stream: TcpStream, peer: SocketAddr, now: Instant) {
+    pub(super) fn add_server_conn(
+        &mut self,
+        stream: TcpStream,
+        peer: SocketAddr,
+        tls: &ListenerTls,
+        now: Instant,
+    ) {
         if self.stop_deadline.is_some() {
             self.connections.fetch_sub(1, Ordering::AcqRel);
             return;
         }
         let proto = Connection::server(self.config.protocol.clone(), now);
-        self.add_conn(stream, peer, proto);
+        self.add_conn(stream, peer, proto, tls);
     }
 
-    /// Registers an accepted socket with its protocol state.
-    fn add_conn(&mut self, stream: TcpStream, peer: SocketAddr, proto: Connection) {
+    /// Registers an accepted socket with its protocol state (and its TLS session: the
+    /// handshake timer, already running, covers the TLS handshake too).
+    fn add_conn(
+        &mut self,
+        stream: TcpStream,
+        peer: SocketAddr,
+        proto: Connection,
+        tls: &ListenerTls,
+    ) {
         let key = self.conns.vacant_key();
+        #[allow(unused_mut)]
         let mut socket = Socket::accepted(stream);
+        #[cfg(feature = "tls")]
+        if let Some(config) = tls {
+            match rustls::ServerConnection::new(Arc::clone(config)) {
+                Ok(session) => socket = socket.with_tls(session.into()),
+                Err(e) => {
+                    self.connections.fetch_sub(1, Ordering::AcqRel);
+                    warn!("cannot start TLS on an accepted socket: peer={peer} error=\"{e}\"");
+                    factory_on_error(&*self.factory, Some(peer), &DriverError::Tls(e));
+                    return;
+                }
+            }
+        }
+        #[cfg(not(feature = "tls"))]
+        let _ = tls;
         if let Err(e) = socket.register(self.poll.registry(), Token(key.index), Interest::READABLE)
         {
             self.connections.fetch_sub(1, Ordering::AcqRel);
@@ -437,6 +484,7 @@ impl<F: Factory> EventLoop<F> {
             addr,
             deadline,
             request,
+            tls,
             handler,
             notify,
         } = request;
@@ -445,7 +493,14 @@ impl<F: Factory> EventLoop<F> {
         // Registered like a socket whose connect is in progress: the first event (or the pass
         // queued below) finds it connected and writes the request.
         let key = self.conns.vacant_key();
+        #[allow(unused_mut)]
         let mut socket = Socket::connecting(stream);
+        #[cfg(feature = "tls")]
+        if let Some(session) = tls {
+            socket = socket.with_tls(session);
+        }
+        #[cfg(not(feature = "tls"))]
+        let _ = tls;
         let interest = Interest::READABLE | Interest::WRITABLE;
         if let Err(e) = socket.register(self.poll.registry(), Token(key.index), interest) {
             debug!("client connect failed: peer={addr} path={path:?} error=\"I/O error: {e}\"");
@@ -518,9 +573,10 @@ impl<F: Factory> EventLoop<F> {
                     return;
                 }
                 Ok(n) => {
+                    let short_read_drains = conn.socket.short_read_drains();
                     conn.proto.receive(&self.read_buf[..n], now);
                     self.dispatch(key, now);
-                    if n < self.read_buf.len() && !drain && SHORT_READ_DRAINS {
+                    if n < self.read_buf.len() && !drain && SHORT_READ_DRAINS && short_read_drains {
                         return;
                     }
                 }
@@ -637,16 +693,17 @@ impl<F: Factory> EventLoop<F> {
         let Some(conn) = self.conns.get_mut(key) else {
             return;
         };
+        if conn.proto.should_shutdown() {
+            conn.socket.shutdown_write();
+        }
         let token = Token(key.index);
-        let want_writable = conn.proto.buffered_amount() > 0;
+        // The socket's own output too: TLS records (a close_notify waiting to go out).
+        let want_writable = conn.proto.buffered_amount() > 0 || conn.socket.wants_write();
         if let Err(e) = conn
             .socket
             .want_writable(self.poll.registry(), token, want_writable)
         {
             return self.fail_io(key, e, now);
-        }
-        if conn.proto.should_shutdown() {
-            conn.socket.shutdown_write();
         }
         if conn.proto.is_terminated() {
             self.remove(key);

@@ -122,7 +122,7 @@ impl Recording {
 impl Factory for Recording {
     type Handler = Recorder;
 
-    fn on_request(&self, _request: &UpgradeRequest, _peer: SocketAddr) -> Decision<Recorder> {
+    fn on_request(&self, _request: &UpgradeRequest, _peer: &ws_mio::Peer) -> Decision<Recorder> {
         Decision::accept(self.recorder())
     }
 

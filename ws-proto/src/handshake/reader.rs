@@ -178,6 +178,19 @@ impl HeadReader {
             State::Done => return Ok(Some(0)),
             State::Failed(err) => return Err(err.clone()),
         }
+        // A head starts with a token (a request's method, a response's `HTTP`), after empty
+        // lines at most (RFC 9112 §2.2). Anything else is refused at the first byte rather than
+        // when the head would be complete: a TLS handshake (0x16) on a plain port, or a plain
+        // client reading a TLS server's answer, fails at once instead of at the timeout.
+        if self.buf.is_empty() {
+            if let Some(&first) = data.first() {
+                if !(super::headers::is_tchar(first) || first == b'\r' || first == b'\n') {
+                    let err = HandshakeError::Malformed(MalformedReason::Token);
+                    self.state = State::Failed(err.clone());
+                    return Err(err);
+                }
+            }
+        }
         match self.scanner.scan(data) {
             Ok(Some(n)) => {
                 self.buf.extend_from_slice(&data[..n]);
@@ -424,6 +437,34 @@ pub fn parse_response(head: &[u8], limits: &HandshakeLimits) -> Result<Response,
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_head_that_cannot_be_http_fails_at_its_first_byte() {
+        // A TLS ClientHello (record type 0x16) on a plain port; a TLS alert (0x15).
+        for first in [
+            &[0x16u8, 0x03, 0x01][..],
+            &[0x15, 0x03, 0x03],
+            &[0x00],
+            b" GET",
+        ] {
+            let mut reader = HeadReader::new(HandshakeLimits::default());
+            assert_eq!(
+                reader.feed(first),
+                Err(HandshakeError::Malformed(MalformedReason::Token)),
+                "{first:?}"
+            );
+            assert_eq!(
+                reader.feed(b"GET / HTTP/1.1\r\n\r\n"),
+                Err(HandshakeError::Malformed(MalformedReason::Token)),
+                "stays failed"
+            );
+        }
+        // Empty lines before the request line are allowed, and any token may start a method.
+        for start in [&b"\r\nGET"[..], b"\nGET", b"HTTP", b"get"] {
+            let mut reader = HeadReader::new(HandshakeLimits::default());
+            assert_eq!(reader.feed(start), Ok(None), "{start:?}");
+        }
+    }
 
     const REQUEST: &[u8] = b"GET /chat?x=1 HTTP/1.1\r\n\
         Host: server.example.com\r\n\
