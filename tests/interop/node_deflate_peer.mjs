@@ -6,12 +6,21 @@
 //   node node_deflate_peer.mjs client URL [--no-context-takeover]
 //
 // --no-context-takeover asks for server_no_context_takeover and client_no_context_takeover.
+// TLS: the server serves wss:// (over Node's https) with --cert and --key (PEM files); the
+// client trusts the CA certificates of --ca.
 // The process exits when its standard input closes or after 120 s.
+import { readFileSync } from "node:fs";
+import { createServer } from "node:https";
 import { WebSocket, WebSocketServer } from "ws";
 
 const say = (line) => process.stdout.write(line + "\n");
 const [mode, url] = process.argv.slice(2);
 const noContextTakeover = process.argv.includes("--no-context-takeover");
+function option(name) {
+  const i = process.argv.indexOf(name);
+  return i >= 0 ? process.argv[i + 1] : undefined;
+}
+const [cert, key, ca] = ["--cert", "--key", "--ca"].map(option);
 const perMessageDeflate = {
   threshold: 0,
   serverNoContextTakeover: noContextTakeover,
@@ -36,17 +45,24 @@ function exchange() {
 }
 
 if (mode === "server") {
-  const server = new WebSocketServer({ host: "127.0.0.1", port: 0, perMessageDeflate, maxPayload: 0 });
+  let server;
+  if (cert) {
+    const https = createServer({ cert: readFileSync(cert), key: readFileSync(key) });
+    server = new WebSocketServer({ server: https, perMessageDeflate, maxPayload: 0 });
+    https.listen(0, "127.0.0.1", () => say(`listening ${https.address().port}`));
+  } else {
+    server = new WebSocketServer({ host: "127.0.0.1", port: 0, perMessageDeflate, maxPayload: 0 });
+    server.on("listening", () => say(`listening ${server.address().port}`));
+  }
   server.on("headers", (headers) => {
     const line = headers.find((h) => h.toLowerCase().startsWith("sec-websocket-extensions:"));
     say(`extensions ${line ? line.slice(line.indexOf(":") + 1).trim() : "-"}`);
   });
-  server.on("listening", () => say(`listening ${server.address().port}`));
   server.on("connection", (ws) => {
     ws.on("message", (data, isBinary) => ws.send(data, { binary: isBinary }));
   });
 } else {
-  const ws = new WebSocket(url, { perMessageDeflate, maxPayload: 0 });
+  const ws = new WebSocket(url, { perMessageDeflate, maxPayload: 0, ca: ca ? readFileSync(ca) : undefined });
   const messages = exchange();
   let i = 0;
   ws.on("upgrade", (response) => say(`extensions ${response.headers["sec-websocket-extensions"] ?? "-"}`));

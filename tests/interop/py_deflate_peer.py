@@ -8,6 +8,13 @@
         message of exchange() and checks each echo, then prints `ok <count>` (or `mismatch <i>`).
 
 --no-context-takeover asks for server_no_context_takeover and client_no_context_takeover.
+--no-compression turns compression off. TLS: the server serves wss:// with --cert and --key
+(PEM files); the client trusts the CA certificates of --ca for a wss:// URL.
+
+    py_deflate_peer.py old-tls URL --ca PEM
+        Tries a TLS 1.1 (at most) handshake with the server of URL and prints `refused <reason>`
+        or `connected` (OpenSSL's security level lowered so that it offers TLS 1.0 and 1.1).
+
 The process exits when its standard input closes or after --lifetime seconds.
 """
 
@@ -15,8 +22,11 @@ import argparse
 import json
 import os
 import random
+import socket
+import ssl
 import sys
 import threading
+from urllib.parse import urlparse
 
 from websockets.extensions.permessage_deflate import (
     ClientPerMessageDeflateFactory,
@@ -52,7 +62,21 @@ def exchange():
 DEFAULTS = {"server_max_window_bits": 12, "compress_settings": {"memLevel": 5}}
 
 
-def run_server(no_context_takeover):
+def server_ssl(cert, key):
+    if not cert:
+        return None
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    return context
+
+
+def client_ssl(ca):
+    if not ca:
+        return None
+    return ssl.create_default_context(cafile=ca)
+
+
+def run_server(no_context_takeover, compression, tls):
     factory = ServerPerMessageDeflateFactory(
         server_no_context_takeover=no_context_takeover,
         client_no_context_takeover=no_context_takeover,
@@ -66,20 +90,27 @@ def run_server(no_context_takeover):
             ws.send(message)
 
     with serve(
-        handle, "127.0.0.1", 0, compression=None, extensions=[factory], max_size=None
+        handle,
+        "127.0.0.1",
+        0,
+        compression=None,
+        extensions=[factory] if compression else [],
+        max_size=None,
+        ssl=tls,
     ) as server:
         say("listening %d" % server.socket.getsockname()[1])
         server.serve_forever()
 
 
-def run_client(url, no_context_takeover):
+def run_client(url, no_context_takeover, compression, tls):
     factory = ClientPerMessageDeflateFactory(
         server_no_context_takeover=no_context_takeover,
         client_no_context_takeover=no_context_takeover,
         client_max_window_bits=True,
         **DEFAULTS,
     )
-    with connect(url, compression=None, extensions=[factory], max_size=None) as ws:
+    extensions = [factory] if compression else []
+    with connect(url, compression=None, extensions=extensions, max_size=None, ssl=tls) as ws:
         say("extensions %s" % ws.response.headers.get("Sec-WebSocket-Extensions", "-"))
         messages = exchange()
         for i, message in enumerate(messages):
@@ -90,11 +121,31 @@ def run_client(url, no_context_takeover):
         say("ok %d" % len(messages))
 
 
+def try_old_tls(url, ca):
+    """A handshake offering TLS 1.0 and 1.1 only."""
+    target = urlparse(url)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.load_verify_locations(ca)
+    context.set_ciphers("DEFAULT:@SECLEVEL=0")
+    context.minimum_version = ssl.TLSVersion.TLSv1
+    context.maximum_version = ssl.TLSVersion.TLSv1_1
+    with socket.create_connection((target.hostname, target.port), timeout=10) as raw:
+        try:
+            with context.wrap_socket(raw, server_hostname=target.hostname):
+                say("connected")
+        except (ssl.SSLError, OSError) as e:
+            say("refused %s" % (getattr(e, "reason", None) or e))
+
+
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("mode", choices=["server", "client"])
+    parser.add_argument("mode", choices=["server", "client", "old-tls"])
     parser.add_argument("url", nargs="?")
     parser.add_argument("--no-context-takeover", action="store_true")
+    parser.add_argument("--no-compression", action="store_true")
+    parser.add_argument("--cert")
+    parser.add_argument("--key")
+    parser.add_argument("--ca")
     parser.add_argument("--lifetime", type=float, default=120)
     args = parser.parse_args()
 
@@ -104,10 +155,15 @@ def main():
 
     threading.Thread(target=stop_when_stdin_closes, daemon=True).start()
     threading.Timer(args.lifetime, lambda: os._exit(3)).start()
+    compression = not args.no_compression
     if args.mode == "server":
-        run_server(args.no_context_takeover)
+        run_server(args.no_context_takeover, compression, server_ssl(args.cert, args.key))
+    elif args.mode == "client":
+        run_client(args.url, args.no_context_takeover, compression, client_ssl(args.ca))
+        sys.stdout.flush()
+        os._exit(0)
     else:
-        run_client(args.url, args.no_context_takeover)
+        try_old_tls(args.url, args.ca)
         sys.stdout.flush()
         os._exit(0)
 

@@ -9,6 +9,8 @@
 //! thread of its own, and kills it when dropped, so a failing test never leaves a process behind.
 //! Every wait is bounded by a deadline.
 
+pub mod certs;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
