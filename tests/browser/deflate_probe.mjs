@@ -4,6 +4,8 @@
 // message and waits for the server's broadcast of each back to it.
 //
 //   node deflate_probe.mjs http://127.0.0.1:PORT
+//   node deflate_probe.mjs https://localhost:PORT     (wss://; the CA trusted through $HOME's NSS
+//                                                       database, see tests/tests/browser.rs)
 //
 // stdout: `extensions <ws.extensions as JSON>`, then `echo <length> ok` per message (the
 //         length of what was sent), then `done`; `error <JSON message>` on failure (exit 1).
@@ -49,7 +51,8 @@ async function main() {
   await page.waitForFunction(() => document.getElementById("status").textContent === "connected",
     null, { timeout: STEP_MS });
   const result = await page.evaluate(async () => {
-    const ws = new WebSocket(`ws://${location.host}/chat?id=probe`);
+    const scheme = location.protocol === "https:" ? "wss" : "ws";
+    const ws = new WebSocket(`${scheme}://${location.host}/chat?id=probe`);
     // The chat server broadcasts binary messages (the tutorial's send()).
     ws.binaryType = "arraybuffer";
     const decoder = new TextDecoder();

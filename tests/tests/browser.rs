@@ -3,12 +3,15 @@
 //! `chat_client` example process join, each sends, and every participant sees every message
 //! exactly once, as `"<sender>: <text>"`. A message carrying markup is shown as literal text.
 //! Chromium's WebSocket negotiates permessage-deflate with the chat server, and small and
-//! large messages go through it.
+//! large messages go through it; the same over `https://` and `wss://` with the chat server's
+//! `--tls-cert`/`--tls-key`, Chromium trusting the test CA (added to the NSS database of the
+//! browser's `$HOME`, as a user would add a private CA), not ignoring certificate errors.
 
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
+use ws_tests::certs::TestCerts;
 use ws_tests::{chromium, free_port, node, tests_file, Peer};
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -34,7 +37,10 @@ fn start_chat_server(examples: &std::path::Path, extra: &[&str]) -> (Peer, u16) 
         )
         .with_grace(Duration::ZERO);
         match server.try_next_line(WAIT) {
-            Some(line) if line == format!("[chat] ws://localhost:{port}/chat") => {
+            Some(line)
+                if line == format!("[chat] ws://localhost:{port}/chat")
+                    || line == format!("[chat] wss://localhost:{port}/chat") =>
+            {
                 return (server, port)
             }
             other => failures.push(format!(
@@ -284,5 +290,104 @@ fn chromium_negotiates_permessage_deflate_with_the_chat_server() {
             && l.contains(r#"path="/chat?id=probe""#)
             && l.contains(r#"extensions="permessage-deflate; server_max_window_bits=12; client_max_window_bits=12""#)),
         "{logs}"
+    );
+}
+
+/// A `$HOME` whose NSS database (`.pki/nssdb`, where Chromium on Linux keeps the certificates
+/// a user trusts) trusts the CA of `certs` to identify servers.
+fn home_trusting(certs: &TestCerts) -> PathBuf {
+    let home = certs.dir().join("home");
+    let nssdb = home.join(".pki/nssdb");
+    std::fs::create_dir_all(&nssdb).unwrap();
+    let db = format!("sql:{}", nssdb.display());
+    let certutil = |args: &[&str]| {
+        let out = Command::new("certutil")
+            .args(["-d", &db])
+            .args(args)
+            .output()
+            .unwrap_or_else(|e| {
+                panic!(
+                    "certutil ({e}): install Debian's libnss3-tools; \
+                     `bash .ci/run peers` does it"
+                )
+            });
+        assert!(
+            out.status.success(),
+            "certutil {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    certutil(&["-N", "--empty-password"]);
+    let ca = certs.ca();
+    certutil(&[
+        "-A",
+        "-t",
+        "C,,",
+        "-n",
+        "ws-tests CA",
+        "-i",
+        ca.to_str().unwrap(),
+    ]);
+    home
+}
+
+#[test]
+fn chat_page_over_https_and_chat_over_wss_in_chromium_trusting_the_test_ca() {
+    let node = node(&["playwright-core"]);
+    chromium();
+    let examples = build_examples();
+    let certs = TestCerts::new();
+    let home = home_trusting(&certs);
+    let (cert, key) = (certs.cert(), certs.key());
+    let (mut server, port) = start_chat_server(
+        &examples,
+        &[
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            key.to_str().unwrap(),
+            "--verbose",
+        ],
+    );
+    server.line_where(WAIT, |l| l.starts_with("[chat] open https://localhost:"));
+    // Certificate errors are not ignored: a browser whose $HOME does not trust the CA refuses
+    // the page.
+    let untrusting = certs.dir().join("home-without-the-ca");
+    std::fs::create_dir_all(&untrusting).unwrap();
+    let mut refused = Peer::spawn(
+        "chromium driver (deflate_probe.mjs, https, CA not trusted)",
+        Command::new(&node)
+            .arg(tests_file("browser/deflate_probe.mjs"))
+            .arg(format!("https://localhost:{port}"))
+            .env("HOME", &untrusting),
+    );
+    let error = refused.next_line(Duration::from_secs(60));
+    assert!(
+        error.starts_with("error ") && error.contains("ERR_CERT_AUTHORITY_INVALID"),
+        "{error}"
+    );
+    refused.finish(WAIT);
+    let mut browser = Peer::spawn(
+        "chromium driver (deflate_probe.mjs, https)",
+        Command::new(&node)
+            .arg(tests_file("browser/deflate_probe.mjs"))
+            .arg(format!("https://localhost:{port}"))
+            .env("HOME", &home),
+    );
+    assert_eq!(
+        browser.next_line(Duration::from_secs(60)),
+        "extensions \"permessage-deflate; server_max_window_bits=12; client_max_window_bits=12\""
+    );
+    assert_eq!(browser.next_line(WAIT), "echo 2 ok");
+    assert_eq!(browser.next_line(WAIT), "echo 213004 ok");
+    assert_eq!(browser.next_line(WAIT), "done");
+    browser.finish(WAIT);
+    let logs = server.stderr();
+    assert!(
+        logs.lines()
+            .any(|l| l.contains("plain HTTP request answered")
+                && l.contains(r#"path="/?name=page""#)
+                && l.contains("status=200")),
+        "the page was served: {logs}"
     );
 }
