@@ -118,6 +118,57 @@ impl Server {
         })
     }
 
+    /// Listens on another address too, served by the same loops and factory (plain TCP, or
+    /// TLS with [`listen_tls`](Self::listen_tls)): a server on port 80 and 443 at once, say.
+    /// Returns the address bound.
+    ///
+    /// ```
+    /// use ws_mio::{Handler, Server, ServerConfig};
+    /// #[derive(Clone)]
+    /// struct Quiet;
+    /// impl Handler for Quiet {}
+    /// let server = Server::bind("127.0.0.1:0", ServerConfig::default(), Quiet).unwrap();
+    /// let second = server.listen("127.0.0.1:0").unwrap();
+    /// assert_ne!(second, server.local_addr());
+    /// std::net::TcpStream::connect(second).unwrap(); // accepted by the same server
+    /// ```
+    pub fn listen(&self, addr: impl ToSocketAddrs) -> io::Result<SocketAddr> {
+        self.add_listener(addr, None)
+    }
+
+    /// Listens on another address with TLS (see [`listen`](Self::listen)): plain and TLS
+    /// listeners in one server.
+    #[cfg(feature = "tls")]
+    pub fn listen_tls(
+        &self,
+        addr: impl ToSocketAddrs,
+        tls: Arc<rustls::ServerConfig>,
+    ) -> io::Result<SocketAddr> {
+        self.add_listener(addr, Some(tls))
+    }
+
+    fn add_listener(
+        &self,
+        addr: impl ToSocketAddrs,
+        tls: crate::event_loop::ListenerTls,
+    ) -> io::Result<SocketAddr> {
+        let listener = std::net::TcpListener::bind(addr)?;
+        listener.set_nonblocking(true)?;
+        let local_addr = listener.local_addr()?;
+        let listener = Listener {
+            listener: mio::net::TcpListener::from_std(listener),
+            loops: self.loops.clone(),
+            next: 0,
+            tls,
+        };
+        // Loop 0 accepts for the whole server.
+        if !self.loops[0].submit(Command::Listen(Box::new(listener))) {
+            return Err(io::Error::other("the server has stopped"));
+        }
+        debug!("listening on {local_addr} too");
+        Ok(local_addr)
+    }
+
     /// The address the server listens on (with the real port when bound to port 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr

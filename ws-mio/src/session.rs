@@ -79,6 +79,8 @@ pub(crate) enum Command {
         crate::event_loop::ListenerTls,
     ),
     Shutdown(CloseCode),
+    /// Loop 0: accept on this listener too ([`Server::listen`](crate::Server::listen)).
+    Listen(Box<crate::event_loop::Listener>),
 }
 
 /// The way into one event loop, shared by its sessions and by the server.

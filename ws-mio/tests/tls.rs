@@ -259,3 +259,27 @@ fn a_tls_handshake_that_never_finishes_times_out() {
     );
     drop(probe);
 }
+
+#[test]
+fn one_server_listens_plain_and_tls_at_once() {
+    let certs = certs(&["localhost"], false);
+    let (recording, _probe) = Recording::new(true);
+    let mut config = ServerConfig::default();
+    config.threads = 2;
+    let server = Server::bind("127.0.0.1:0", config, recording).unwrap();
+    let secure = server.listen_tls("127.0.0.1:0", certs.server()).unwrap();
+    for url in [
+        format!("ws://127.0.0.1:{}/", server.local_addr().port()),
+        format!("wss://localhost:{}/", secure.port()),
+    ] {
+        let (handler, probe) = Recorder::new(false);
+        let client =
+            Client::connect(&url, certs.client(), handler).unwrap_or_else(|e| panic!("{url}: {e}"));
+        let opened = probe.opened();
+        client.session().send_text(format!("via {url}")).unwrap();
+        assert_eq!(
+            probe.message(opened.id()),
+            Message::Text(format!("via {url}"))
+        );
+    }
+}

@@ -49,6 +49,7 @@ impl<F: Factory> EventLoop<F> {
             }
             Command::Broadcast(message) => self.broadcast(&message, now),
             Command::Adopt(stream, peer, tls) => self.add_server_conn(stream, peer, &tls, now),
+            Command::Listen(listener) => self.add_listener(*listener),
             Command::Shutdown(code) => self.begin_stop(code, now),
         }
     }
@@ -104,7 +105,7 @@ impl<F: Factory> EventLoop<F> {
         // A timeout too large for `Instant` waits as long as the closing handshakes take.
         let far = now + Duration::from_secs(100 * 365 * 24 * 3600);
         self.stop_deadline = Some(now.checked_add(self.config.stop_timeout).unwrap_or(far));
-        if let Some(mut l) = self.listener.take() {
+        for mut l in std::mem::take(&mut self.listeners) {
             let _ = self.poll.registry().deregister(&mut l.listener);
         }
         debug!(

@@ -33,7 +33,8 @@ use conn::{closed_by, role_name, Closer, Conn, Socket, Written};
 use dispatch::with_handler;
 
 pub(crate) const WAKER: Token = Token(usize::MAX);
-const LISTENER: Token = Token(usize::MAX - 1);
+/// The token of the first listener; the next ones count down from it.
+const FIRST_LISTENER: usize = usize::MAX - 1;
 /// Reads per connection per wake-up before the loop serves the others (fairness).
 const MAX_READS_PER_TURN: usize = 16;
 /// How long to wait before accepting again after `accept` failed for want of resources.
@@ -151,7 +152,9 @@ pub(crate) struct EventLoop<F: Factory> {
     factory: Arc<F>,
     config: Arc<LoopConfig>,
     read_buf: Vec<u8>,
-    listener: Option<Listener>,
+    /// Loop 0's listeners (a server may listen on several addresses, plain and TLS); the
+    /// others have none. Listener `i` has token `FIRST_LISTENER - i`.
+    listeners: Vec<Listener>,
     /// Sockets alive across the whole server (all loops).
     connections: Arc<AtomicUsize>,
     stop_deadline: Option<Instant>,
@@ -178,6 +181,11 @@ pub(crate) struct LoopParts<F> {
     pub(crate) config: Arc<LoopConfig>,
     pub(crate) listener: Option<Listener>,
     pub(crate) connections: Arc<AtomicUsize>,
+}
+
+/// The token of listener `index`.
+fn listener_token(index: usize) -> Token {
+    Token(FIRST_LISTENER - index)
 }
 
 /// Runs an application callback, catching a panic so that it takes down at most its own
@@ -218,7 +226,7 @@ impl<F: Factory> EventLoop<F> {
         } = parts;
         if let Some(l) = &mut listener {
             poll.registry()
-                .register(&mut l.listener, LISTENER, Interest::READABLE)?;
+                .register(&mut l.listener, listener_token(0), Interest::READABLE)?;
         }
         Ok(EventLoop {
             id: handle.id,
@@ -230,7 +238,7 @@ impl<F: Factory> EventLoop<F> {
             factory,
             read_buf: vec![0; config.read_buffer_size.max(1024)],
             config,
-            listener,
+            listeners: listener.into_iter().collect(),
             connections,
             stop_deadline: None,
             again: Vec::new(),
@@ -273,7 +281,9 @@ impl<F: Factory> EventLoop<F> {
             for event in events.iter() {
                 match event.token() {
                     WAKER => self.drain_commands(now),
-                    LISTENER => self.accept(now),
+                    Token(t) if FIRST_LISTENER - t < self.listeners.len() => {
+                        self.accept(FIRST_LISTENER - t, now)
+                    }
                     Token(index) => {
                         if let Some(key) = self.conns.key_at(index) {
                             let readable =
@@ -291,7 +301,9 @@ impl<F: Factory> EventLoop<F> {
             }
             if self.accept_retry.is_some_and(|at| now >= at) {
                 self.accept_retry = None;
-                self.accept(now);
+                for index in 0..self.listeners.len() {
+                    self.accept(index, now);
+                }
             }
             self.run_timers(now);
             self.flush_dirty(now);
@@ -355,9 +367,34 @@ impl<F: Factory> EventLoop<F> {
     // Connections in
     // ----------------------------------------------------------------------------------------
 
-    fn accept(&mut self, now: Instant) {
+    /// Adds a listener (loop 0 only): its connections are handed round-robin to every loop.
+    pub(super) fn add_listener(&mut self, mut listener: Listener) {
+        if self.stop_deadline.is_some() {
+            return;
+        }
+        let token = listener_token(self.listeners.len());
+        match self
+            .poll
+            .registry()
+            .register(&mut listener.listener, token, Interest::READABLE)
+        {
+            Ok(()) => {
+                self.listeners.push(listener);
+                // Connections may be waiting already.
+                self.accept(self.listeners.len() - 1, Instant::now());
+            }
+            Err(e) => {
+                error!("cannot register a listener: {e}");
+                factory_on_error(&*self.factory, None, &DriverError::from(e));
+            }
+        }
+    }
+
+    fn accept(&mut self, index: usize, now: Instant) {
         loop {
-            let Some(l) = &mut self.listener else { return };
+            let Some(l) = self.listeners.get_mut(index) else {
+                return;
+            };
             let (stream, peer) = match l.listener.accept() {
                 Ok(accepted) => accepted,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
