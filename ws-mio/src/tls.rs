@@ -74,12 +74,18 @@ impl std::error::Error for TlsError {
     }
 }
 
-/// rustls' `ring` provider. rustls marks it deprecated because its key exchange has no
-/// post-quantum hybrid (X25519MLKEM768 needs the aws-lc-rs provider); connections use X25519.
-/// The choice is for building: `ring` needs a C compiler only.
+/// rustls' `ring` provider, X25519 first among its key exchange groups (then P-256, P-384).
+/// rustls marks it deprecated because it has no post-quantum hybrid (X25519MLKEM768 needs the
+/// aws-lc-rs provider). The choice is for building: `ring` needs a C compiler only.
 #[allow(deprecated)]
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
+    let mut provider = rustls::crypto::ring::default_provider();
+    provider.kx_groups.sort_by_key(|group| match group.name() {
+        rustls::NamedGroup::X25519 => 0,
+        rustls::NamedGroup::secp256r1 => 1,
+        _ => 2,
+    });
+    Arc::new(provider)
 }
 
 /// The protocol versions offered and accepted: TLS 1.3 and 1.2.

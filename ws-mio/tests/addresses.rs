@@ -1,5 +1,5 @@
 //! Client addresses: IPv6 literals, the scheme in any case, fragments refused before
-//! connecting, `wss://` refused as not supported yet, every address of a name tried in turn,
+//! connecting, `wss://` over TLS (or refused without the feature), every address of a name tried in turn,
 //! and errors that name the address.
 
 mod common;
@@ -130,13 +130,17 @@ fn a_url_with_a_fragment_is_refused_before_connecting() {
 }
 
 #[test]
-fn wss_is_refused_as_not_supported_yet() {
+fn wss_urls_go_over_tls_or_say_the_feature_is_off() {
     let result = Client::connect("wss://127.0.0.1:1/", config(), Forward(mpsc::channel().0));
     match result {
-        Err(e @ ConnectError::InvalidUrl(UrlError::TlsNotSupported)) => {
-            assert!(e.to_string().contains("TLS"), "{e}")
+        // With TLS built in, the URL is fine: the connect to port 1 is what fails.
+        Err(ConnectError::Unreachable(failures)) if cfg!(feature = "tls") => {
+            assert_eq!(failures[0].0.port(), 1)
         }
-        other => panic!("expected TLS not supported, got {other:?}"),
+        Err(e @ ConnectError::InvalidUrl(UrlError::TlsNotSupported)) if !cfg!(feature = "tls") => {
+            assert!(e.to_string().contains("`tls` feature"), "{e}")
+        }
+        other => panic!("{other:?}"),
     }
 }
 

@@ -130,7 +130,12 @@ fn a_server_that_never_answers_fails_the_connect_within_its_timeout() {
 
 #[test]
 fn invalid_urls_are_refused_before_connecting() {
-    for url in ["http://127.0.0.1:1/", "ws://", "wss://127.0.0.1/"] {
+    for url in [
+        "http://127.0.0.1:1/",
+        "ws://",
+        "ws://127.0.0.1/#frag",
+        "wss://",
+    ] {
         let (handler, _probe) = Recorder::new(false);
         let result = Client::connect(url, ClientConfig::default(), handler);
         assert!(
