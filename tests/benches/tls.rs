@@ -106,8 +106,7 @@ fn serve_tokio(cert: &str, key: &str) {
                     return;
                 };
                 while let Some(Ok(message)) = ws.next().await {
-                    if (message.is_text() || message.is_binary())
-                        && ws.send(message).await.is_err()
+                    if (message.is_text() || message.is_binary()) && ws.send(message).await.is_err()
                     {
                         return;
                     }

@@ -11,6 +11,12 @@
 --no-compression turns compression off. TLS: the server serves wss:// with --cert and --key
 (PEM files); the client trusts the CA certificates of --ca for a wss:// URL.
 
+    py_deflate_peer.py flood URL [--ca PEM] [--count N] [--size BYTES] [--no-compression]
+        Sends N binary messages of BYTES from a thread while not reading for 2 s (its own
+        receive queue fills, then the server stops reading, then TCP flow control blocks the
+        sender), then reads every echo and prints `flood ok <count>` when each came back
+        intact and in order (or `flood mismatch <i>`).
+
     py_deflate_peer.py old-tls URL --ca PEM
         Tries a TLS 1.1 (at most) handshake with the server of URL and prints `refused <reason>`
         or `connected` (OpenSSL's security level lowered so that it offers TLS 1.0 and 1.1).
@@ -137,9 +143,26 @@ def try_old_tls(url, ca):
             say("refused %s" % (getattr(e, "reason", None) or e))
 
 
+def flood(url, tls, compression, count, size):
+    extensions = [ClientPerMessageDeflateFactory()] if compression else []
+    messages = [bytes([i % 251]) * size for i in range(count)]
+    with connect(url, compression=None, extensions=extensions, max_size=None, ssl=tls) as ws:
+        sender = threading.Thread(target=lambda: [ws.send(m) for m in messages], daemon=True)
+        sender.start()
+        threading.Event().wait(2)
+        for i, message in enumerate(messages):
+            if ws.recv(timeout=30) != message:
+                say("flood mismatch %d" % i)
+                return
+        sender.join(30)
+        say("flood ok %d" % count)
+
+
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("mode", choices=["server", "client", "old-tls"])
+    parser.add_argument("mode", choices=["server", "client", "old-tls", "flood"])
+    parser.add_argument("--count", type=int, default=500)
+    parser.add_argument("--size", type=int, default=16384)
     parser.add_argument("url", nargs="?")
     parser.add_argument("--no-context-takeover", action="store_true")
     parser.add_argument("--no-compression", action="store_true")
@@ -160,6 +183,10 @@ def main():
         run_server(args.no_context_takeover, compression, server_ssl(args.cert, args.key))
     elif args.mode == "client":
         run_client(args.url, args.no_context_takeover, compression, client_ssl(args.ca))
+        sys.stdout.flush()
+        os._exit(0)
+    elif args.mode == "flood":
+        flood(args.url, client_ssl(args.ca), compression, args.count, args.size)
         sys.stdout.flush()
         os._exit(0)
     else:

@@ -1,8 +1,10 @@
 //! `wss://` against other implementations, both ways, with certificates made at test time
 //! (`ws_tests::certs`): Python `websockets` (`ssl`) and Node `ws` (over Node's `https`) as
 //! clients of our server and as servers for our client, verifying `localhost` against the test
-//! CA, compression on; an old client offering only TLS 1.0/1.1 is refused; and the chat
-//! server's `--tls-cert`/`--tls-key` with `chat_client --tls --ca`.
+//! CA, compression on; an old client offering only TLS 1.0/1.1 is refused; a client that
+//! sends 8 MiB without reading gets every echo back (the read-pause rule holds over TLS, no
+//! reply refused); and the chat server's `--tls-cert`/`--tls-key` with
+//! `chat_client --tls --ca`.
 
 use std::process::Command;
 use std::sync::{mpsc, Arc, Mutex};
@@ -254,4 +256,48 @@ fn chat_server_with_tls_flags_and_chat_client_with_tls_and_ca() {
     assert!(!status.success());
     let stderr = refused.stderr();
     assert!(stderr.contains("UnknownIssuer"), "{stderr}");
+}
+
+/// Counts sends the server refused (there must be none).
+#[derive(Clone)]
+struct CountingEcho(Arc<std::sync::atomic::AtomicUsize>);
+
+impl Handler for CountingEcho {
+    fn on_message(&mut self, session: &Session, message: Message) {
+        if session.send(message).is_err() {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+}
+
+#[test]
+fn a_client_that_does_not_read_gets_every_reply_over_tls() {
+    let certs = TestCerts::new();
+    let refused = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut config = ServerConfig::default();
+    config.threads = 1;
+    config.tls = Some(tls::server_config_from_pem(certs.cert(), certs.key()).unwrap());
+    let server = Server::bind("127.0.0.1:0", config, CountingEcho(Arc::clone(&refused))).unwrap();
+    let url = format!("wss://localhost:{}/", server.local_addr().port());
+    let ca = certs.ca();
+    // 512 messages of 16 KiB: 8 MiB, 8 times the output limit, while the client reads nothing
+    // for 2 s. Uncompressed, so that the bytes are as many on the wire.
+    let mut flood = peer(
+        Impl::Python,
+        &[
+            "flood",
+            &url,
+            "--ca",
+            ca.to_str().unwrap(),
+            "--count",
+            "512",
+            "--no-compression",
+        ],
+    );
+    assert_eq!(flood.next_line(Duration::from_secs(60)), "flood ok 512");
+    assert_eq!(
+        refused.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "replies refused"
+    );
 }

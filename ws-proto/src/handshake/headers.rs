@@ -322,8 +322,11 @@ impl Cursor<'_> {
 /// `1#( token *( ";" token [ "=" ( token / quoted-string ) ] ) )`.
 ///
 /// Optional whitespace is accepted around `,`, `;` and `=`; empty list
-/// elements are ignored. A quoted value must unescape to a token. Anything
-/// else, or a list with no element, gives [`HandshakeError::InvalidExtensions`].
+/// elements are ignored (RFC 9110 §5.6.1.2: "a recipient MUST parse and ignore
+/// a reasonable number of empty list elements"), so an empty value is no
+/// extension at all, as Python `websockets` sends when given none. A quoted
+/// value must unescape to a token. Anything else gives
+/// [`HandshakeError::InvalidExtensions`].
 ///
 /// ```
 /// use ws_proto::handshake::parse_extensions;
@@ -381,7 +384,7 @@ fn parse_extensions_inner(value: &[u8]) -> Option<Vec<ExtensionOffer>> {
         }
         out.push(ExtensionOffer { name, params });
     }
-    (!out.is_empty()).then_some(out)
+    Some(out)
 }
 
 /// Appends `name: value\r\n` to `out`, never letting caller-supplied text
@@ -550,11 +553,11 @@ mod tests {
 
     #[test]
     fn extensions_malformed() {
+        for empty in [&b""[..], b"   ", b",,", b" , "] {
+            assert_eq!(parse_extensions(empty), Ok(Vec::new()), "{empty:?}");
+        }
         for bad in [
-            &b""[..],
-            b"   ",
-            b",,",
-            b";",
+            &b";"[..],
             b"foo;",
             b"foo; ",
             b"foo;;a",
@@ -622,7 +625,7 @@ mod tests {
         let unterminated = [b"x; a=\"".to_vec(), b"\\a".repeat(n / 2)].concat();
         assert!(parse_extensions(&unterminated).is_err());
         let commas_ws = b" ,\t".repeat(n / 3);
-        assert!(parse_extensions(&commas_ws).is_err());
+        assert_eq!(parse_extensions(&commas_ws), Ok(Vec::new()));
         let semis = [b"x".to_vec(), b" ; a = b ".repeat(n / 10), b";".to_vec()].concat();
         assert!(parse_extensions(&semis).is_err());
     }
