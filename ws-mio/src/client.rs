@@ -115,9 +115,6 @@ impl std::error::Error for ConnectError {
     }
 }
 
-/// Connects to each of `addrs` in turn until one accepts, by `deadline` at the latest. Each
-/// address gets an equal share of the time left (the last one all of it). On failure, every
-/// address tried with its error.
 /// The TLS session of a `wss://` URL: the configured client configuration (Mozilla's roots by
 /// default), verifying `host`.
 #[cfg(feature = "tls")]
@@ -146,6 +143,9 @@ fn client_tls(
     Ok(None)
 }
 
+/// Connects to each of `addrs` in turn until one accepts, by `deadline` at the latest. Each
+/// address gets an equal share of the time left (the last one all of it). On failure, every
+/// address tried with its error.
 pub(crate) fn connect_first(
     addrs: &[SocketAddr],
     deadline: Instant,

@@ -283,3 +283,26 @@ fn one_server_listens_plain_and_tls_at_once() {
         );
     }
 }
+
+#[test]
+fn over_capacity_a_tls_client_gets_the_503() {
+    let certs = certs(&["localhost"], false);
+    let (recording, _probe) = Recording::new(true);
+    let mut config = ServerConfig::default();
+    config.threads = 1;
+    config.max_connections = 1;
+    config.tls = Some(certs.server());
+    let server = Server::bind("127.0.0.1:0", config, recording).unwrap();
+    let url = format!("wss://localhost:{}/", server.local_addr().port());
+    let (handler, _first_probe) = Recorder::new(false);
+    let _first = Client::connect(&url, certs.client(), handler).expect("the first fits");
+    let (handler, _second_probe) = Recorder::new(false);
+    match Client::connect(&url, certs.client(), handler) {
+        // The refusal is answered over TLS once its handshake is done, then closed.
+        Err(ConnectError::Failed {
+            error: DriverError::Protocol(e),
+            ..
+        }) => assert!(e.to_string().contains("503"), "{e}"),
+        other => panic!("{other:?}"),
+    }
+}

@@ -108,7 +108,8 @@ impl Socket {
     }
 
     /// Whether a short read means the socket is empty (edge-triggered readiness then needs no
-    /// further read). Not with TLS: a read returns one record's plaintext at most.
+    /// further read). Not with TLS: a read returns the plaintext of what one `read_tls` took
+    /// from the socket, which may have more.
     pub(super) fn short_read_drains(&self) -> bool {
         !self.is_tls()
     }
@@ -214,6 +215,12 @@ impl Socket {
         }
         #[cfg(feature = "tls")]
         if let Some(tls) = &mut self.tls {
+            if tls.is_handshaking() {
+                // Output queued before the handshake completes (a 503 answering a connection
+                // over capacity) is plaintext rustls still holds: closing now would lose it.
+                // The connection's close timer bounds the wait.
+                return;
+            }
             if !self.close_notify_sent {
                 self.close_notify_sent = true;
                 tls.send_close_notify();
@@ -278,14 +285,17 @@ fn tls_write_from(
             proto.advance_output(written);
             taken += written;
         }
+        let had_records = tls.wants_write();
         if let Written::Blocked = flush_tls(tls, stream)? {
             return Ok(Written::Blocked);
         }
         if proto.buffered_amount() == 0 {
             return Ok(Written::All);
         }
-        if taken == 0 {
-            // rustls holds plaintext until its handshake completes: wait for the peer.
+        if taken == 0 && !had_records {
+            // Nothing moved and nothing to write: rustls holds plaintext until its handshake
+            // completes. The peer's next flight (a readable event) moves things on. (Records
+            // written just now emptied rustls' buffer: go round again, the socket is not full.)
             return Ok(Written::Blocked);
         }
     }
@@ -296,7 +306,7 @@ fn tls_write_from(
 fn flush_tls(tls: &mut crate::tls::Session, stream: &mut TcpStream) -> io::Result<Written> {
     while tls.wants_write() {
         match tls.write_tls(stream) {
-            Ok(0) => return Ok(Written::Blocked),
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
             Ok(_) => {}
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(Written::Blocked),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}

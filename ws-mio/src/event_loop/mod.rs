@@ -701,7 +701,8 @@ impl<F: Factory> EventLoop<F> {
                 session.shared.open.store(false, Ordering::Release);
             }
         }
-        if conn.read_paused && buffered <= low_water && conn.deferred.is_empty() {
+        // Only when a read may happen: resuming into a read that pauses at once would spin.
+        if conn.read_paused && buffered <= low_water && conn.may_read(self.config.high_water()) {
             conn.read_paused = false;
             self.again.push(key);
         }

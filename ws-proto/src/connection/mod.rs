@@ -120,6 +120,8 @@ pub struct Connection {
     extension_rsv: u8,
     /// The shortest [`Extension::hibernate_after`] of the negotiated extensions.
     hibernate_after: Option<std::time::Duration>,
+    /// A message went through the extensions since the hibernate timer last expired.
+    extension_activity: bool,
     out: OutputQueue,
     events: VecDeque<Event>,
     /// The payload of the keepalive ping waiting for its pong.
@@ -204,6 +206,7 @@ impl Connection {
             extensions: Vec::new(),
             extension_rsv: 0,
             hibernate_after: None,
+            extension_activity: false,
             out: OutputQueue::default(),
             events: VecDeque::new(),
             ping_payload: None,

@@ -433,7 +433,7 @@ impl Connection {
             return;
         };
         if message.transformed {
-            self.restart_hibernate_timer();
+            self.note_extension_activity();
         }
         let payload = message.buf;
         let event = match message.opcode {

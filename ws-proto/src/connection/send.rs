@@ -189,7 +189,7 @@ impl Connection {
             payload = encoded;
         }
         if !self.extensions.is_empty() {
-            self.restart_hibernate_timer();
+            self.note_extension_activity();
         }
         self.queue_message(opcode, rsv, payload)
     }
@@ -266,7 +266,7 @@ impl Connection {
                 let prepared = extension
                     .encode_prepared(message)
                     .map_err(SendError::Extension)?;
-                self.restart_hibernate_timer();
+                self.note_extension_activity();
                 match prepared {
                     Prepared::Shared { rsv, payload } => {
                         let header = FrameHeader {

@@ -57,6 +57,10 @@ impl TimerTable {
         self.deadlines[timer.index()] = now.checked_add(after);
     }
 
+    pub(super) fn is_running(&self, timer: Timer) -> bool {
+        self.deadlines[timer.index()].is_some()
+    }
+
     pub(super) fn stop(&mut self, timer: Timer) {
         self.deadlines[timer.index()] = None;
     }
@@ -90,10 +94,16 @@ impl Connection {
         self.timers.next()
     }
 
-    /// A data message went out or came in: the extensions' idle countdown starts again.
-    pub(super) fn restart_hibernate_timer(&mut self) {
+    /// A data message went out or came in through the extensions. The hibernate timer, when
+    /// it expires, sees this and waits another period instead of hibernating: the extensions
+    /// hibernate after one to two periods without a message. (Sends carry no time, so the
+    /// timer is never restarted from them: it would start from a stale `now`.)
+    pub(super) fn note_extension_activity(&mut self) {
         if let Some(after) = self.hibernate_after {
-            self.timers.start(Timer::Hibernate, self.now, after);
+            self.extension_activity = true;
+            if !self.timers.is_running(Timer::Hibernate) {
+                self.timers.start(Timer::Hibernate, self.now, after);
+            }
         }
     }
 
@@ -137,8 +147,16 @@ impl Connection {
             return self.fail_with(Error::Timeout(TimeoutKind::Pong));
         }
         if self.timers.expire(Timer::Hibernate, now) {
-            for extension in &mut self.extensions {
-                extension.hibernate();
+            match (
+                std::mem::take(&mut self.extension_activity),
+                self.hibernate_after,
+            ) {
+                (true, Some(after)) => self.timers.start(Timer::Hibernate, now, after),
+                _ => {
+                    for extension in &mut self.extensions {
+                        extension.hibernate();
+                    }
+                }
             }
         }
         if self.timers.expire(Timer::Ping, now) {

@@ -1,6 +1,6 @@
 //! The extension seam (RFC 6455 §9): negotiation in the handshake, ownership of RSV bits, and
 //! message transforms in both directions. permessage-deflate (RFC 7692) plugs in here, in
-//! [`deflate`] (cargo feature `deflate`).
+//! the `deflate` module (cargo feature `deflate`).
 //!
 //! An [`ExtensionFactory`] is configured on a connection. The client asks it for an offer; the
 //! server asks it to accept one of the client's offers; the client then confirms the server's
@@ -100,8 +100,9 @@ pub trait Extension: fmt::Debug + Send {
         Ok(Prepared::Encoded { rsv, payload })
     }
 
-    /// How long after the connection's last data message [`hibernate`](Self::hibernate) is
-    /// called; `None` (the default) never calls it.
+    /// How long without a data message through the extensions before
+    /// [`hibernate`](Self::hibernate) is called (between once and twice this long after the
+    /// last one); `None` (the default) never calls it.
     fn hibernate_after(&self) -> Option<Duration> {
         None
     }

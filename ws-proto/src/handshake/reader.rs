@@ -150,6 +150,8 @@ pub struct HeadReader {
     scanner: Scanner,
     buf: Vec<u8>,
     state: State,
+    /// A byte has been fed (the first one is checked; see `feed`).
+    started: bool,
 }
 
 impl HeadReader {
@@ -159,6 +161,7 @@ impl HeadReader {
             scanner: Scanner::new(limits),
             buf: Vec::new(),
             state: State::Reading,
+            started: false,
         }
     }
 
@@ -178,17 +181,18 @@ impl HeadReader {
             State::Done => return Ok(Some(0)),
             State::Failed(err) => return Err(err.clone()),
         }
-        // A head starts with a token (a request's method, a response's `HTTP`), after empty
-        // lines at most (RFC 9112 §2.2). Anything else is refused at the first byte rather than
-        // when the head would be complete: a TLS handshake (0x16) on a plain port, or a plain
-        // client reading a TLS server's answer, fails at once instead of at the timeout.
-        if self.buf.is_empty() {
-            if let Some(&first) = data.first() {
-                if !(super::headers::is_tchar(first) || first == b'\r' || first == b'\n') {
-                    let err = HandshakeError::Malformed(MalformedReason::Token);
-                    self.state = State::Failed(err.clone());
-                    return Err(err);
-                }
+        // A head is text: its first byte is printable ASCII (a request's method, a response's
+        // `HTTP`) or the CR/LF of an empty line before it (RFC 9112 §2.2). Binary is refused at
+        // the first byte rather than when the head would be complete: a TLS handshake (0x16)
+        // on a plain port, or a plain client reading a TLS server's answer (0x15, 0x16), fails
+        // at once instead of at the timeout. Printable text goes on to the full parse, which
+        // says what is wrong with it.
+        if let (false, Some(&first)) = (self.started, data.first()) {
+            self.started = true;
+            if !((0x20..0x7f).contains(&first) || first == b'\r' || first == b'\n') {
+                let err = HandshakeError::Malformed(MalformedReason::Token);
+                self.state = State::Failed(err.clone());
+                return Err(err);
             }
         }
         match self.scanner.scan(data) {
@@ -445,7 +449,7 @@ mod tests {
             &[0x16u8, 0x03, 0x01][..],
             &[0x15, 0x03, 0x03],
             &[0x00],
-            b" GET",
+            &[0x80, b'G'],
         ] {
             let mut reader = HeadReader::new(HandshakeLimits::default());
             assert_eq!(
@@ -459,8 +463,17 @@ mod tests {
                 "stays failed"
             );
         }
-        // Empty lines before the request line are allowed, and any token may start a method.
-        for start in [&b"\r\nGET"[..], b"\nGET", b"HTTP", b"get"] {
+        // Empty lines before the request line are allowed, and printable text goes on to the
+        // full parse; only the first byte is checked, however the input is split.
+        for start in [
+            &b"\r\nGET"[..],
+            b"\nGET",
+            b"HTTP",
+            b"get",
+            b" GET",
+            b"/x",
+            b"\r\n\x16",
+        ] {
             let mut reader = HeadReader::new(HandshakeLimits::default());
             assert_eq!(reader.feed(start), Ok(None), "{start:?}");
         }
@@ -753,8 +766,8 @@ mod tests {
                     .map(|r| super::super::validate_response(r, "", &[]));
             }
         }
-        // Completion, need-more and each limit all occurred.
-        assert_eq!(outcomes.len(), 6, "{outcomes:?}");
+        // Completion, need-more, each limit and a binary first byte all occurred.
+        assert_eq!(outcomes.len(), 7, "{outcomes:?}");
     }
 
     #[test]

@@ -184,17 +184,23 @@ pub(super) struct Decompressor {
     /// 9..=15 (a negotiated 8 inflates with 9: a larger window decodes any smaller one's data).
     window_bits: u8,
     takeover: bool,
+    /// Whether [`hibernate`](Self::hibernate) frees the stream between messages.
+    hibernates: bool,
     /// Created on the first compressed message; dropped after each message without context
     /// takeover, and when hibernating.
     stream: Option<InflateStream>,
-    /// With context takeover and hibernation: the last `2^window_bits` bytes inflated, the
-    /// dictionary of a stream rebuilt after hibernating (the peer may refer to any of them).
+    /// With context takeover: the last `2^window_bits` bytes inflated, the dictionary of a
+    /// stream started afresh (after hibernating, or after a final block), since the peer may
+    /// refer to any of them (§7.2.2).
     history: Option<Vec<u8>>,
+    /// Payload bytes of the message in progress (a message is being inflated when not zero or
+    /// when `in_message`).
+    in_message: bool,
+    message_input: usize,
 }
 
 struct InflateStream {
     inflate: Inflate,
-    window_bits: u8,
     /// The DEFLATE stream ended (a block with BFINAL set).
     ended: bool,
 }
@@ -208,20 +214,23 @@ impl std::fmt::Debug for InflateStream {
 }
 
 impl Decompressor {
-    /// `hibernates`: [`hibernate`](Self::hibernate) may be called (the history is kept).
+    /// `hibernates`: [`hibernate`](Self::hibernate) may free the stream between messages.
     pub(super) fn new(window_bits: u8, takeover: bool, hibernates: bool) -> Decompressor {
         Decompressor {
             window_bits: window_bits.max(9),
             takeover,
+            hibernates,
             stream: None,
-            history: (takeover && hibernates).then(Vec::new),
+            history: takeover.then(Vec::new),
+            in_message: false,
+            message_input: 0,
         }
     }
 
     /// Frees the stream (about 46 KiB: zlib-rs allocates the largest window whatever the one
-    /// negotiated); the next message rebuilds it from the history.
+    /// negotiated), between messages only; the next message rebuilds it from the history.
     pub(super) fn hibernate(&mut self) {
-        if self.history.is_some() {
+        if self.hibernates && self.takeover && !self.in_message {
             self.stream = None;
         }
     }
@@ -229,6 +238,19 @@ impl Decompressor {
     /// Whether the window is kept between messages.
     pub(super) fn takes_over(&self) -> bool {
         self.takeover
+    }
+
+    /// A fresh stream whose window holds `dictionary`.
+    fn new_stream(window_bits: u8, dictionary: &[u8]) -> InflateStream {
+        let mut inflate = Inflate::new(false, window_bits);
+        if !dictionary.is_empty() {
+            // Cannot fail on a raw stream (zlib allows it at any time).
+            let _ = inflate.set_dictionary(dictionary);
+        }
+        InflateStream {
+            inflate,
+            ended: false,
+        }
     }
 
     /// Inflates the next piece of a compressed message into `out`, which never grows beyond
@@ -242,28 +264,28 @@ impl Decompressor {
         out: &mut Vec<u8>,
         max_size: usize,
     ) -> Result<(), ExtensionError> {
+        self.in_message = !last;
+        self.message_input += input.len();
         let window_bits = self.window_bits;
-        let history = &self.history;
-        let stream = self.stream.get_or_insert_with(|| {
-            let mut inflate = Inflate::new(false, window_bits);
-            if let Some(history) = history.as_deref().filter(|h| !h.is_empty()) {
-                // Cannot fail on a raw stream (zlib allows it at any time).
-                let _ = inflate.set_dictionary(history);
-            }
-            InflateStream {
-                inflate,
-                window_bits,
-                ended: false,
-            }
-        });
+        let empty: &[u8] = &[];
+        let history = self.history.as_deref().unwrap_or(empty);
+        let stream = self
+            .stream
+            .get_or_insert_with(|| Self::new_stream(window_bits, history));
         let start = out.len();
-        let result = inflate_into(stream, input, out, max_size).and_then(|()| {
-            if last {
-                inflate_into(stream, &SYNC_TAIL, out, max_size)
-            } else {
-                Ok(())
-            }
-        });
+        let result =
+            inflate_into(stream, input, out, max_size, window_bits, history).and_then(|()| {
+                // A message with no payload at all is empty: the tail would start a stored
+                // block that the next message's data could not complete.
+                if last && self.message_input > 0 {
+                    inflate_into(stream, &SYNC_TAIL, out, max_size, window_bits, history)
+                } else {
+                    Ok(())
+                }
+            });
+        if last {
+            self.message_input = 0;
+        }
         // A failed stream is never used again (the connection fails); a finished message
         // without context takeover, or whose stream ended, starts the next one afresh.
         if result.is_err() || (last && (!self.takeover || stream.ended)) {
@@ -278,32 +300,48 @@ impl Decompressor {
     }
 }
 
+/// Inflates `input` into `out`. `history` is the output before this call (its last
+/// `2^window_bits` bytes), the dictionary of a stream restarted after a final block.
 fn inflate_into(
     stream: &mut InflateStream,
     mut input: &[u8],
     out: &mut Vec<u8>,
     max_size: usize,
+    window_bits: u8,
+    history: &[u8],
 ) -> Result<(), ExtensionError> {
     // One byte of room beyond the limit tells "exactly the limit" from "more": output never
     // grows past `limit`, and reaching it fails.
     let limit = max_size.saturating_add(1);
+    let call_start = out.len();
     loop {
         if stream.ended {
             // §7.2.3.4: a sender may end a message's data with a block that has BFINAL set,
             // followed by one octet starting an empty stored block so that the tail we append
-            // completes it. The tail alone ends the message; other data starts a new stream.
+            // completes it. The tail alone ends the message; other data starts a new stream,
+            // whose window still holds what came before (§7.2.2).
             if input.is_empty() || input == SYNC_TAIL {
                 return Ok(());
             }
-            stream.inflate = Inflate::new(false, stream.window_bits);
-            stream.ended = false;
+            let window = 1usize << window_bits;
+            let produced = &out[call_start..];
+            let mut dictionary = Vec::with_capacity(window);
+            let from_history = window.saturating_sub(produced.len()).min(history.len());
+            dictionary.extend_from_slice(&history[history.len() - from_history..]);
+            let from_output = produced.len().min(window);
+            dictionary.extend_from_slice(&produced[produced.len() - from_output..]);
+            *stream = Decompressor::new_stream(window_bits, &dictionary);
         }
         if out.len() == out.capacity() {
             let room = limit.saturating_sub(out.len());
             out.reserve_exact(out.capacity().max(MIN_STEP).min(room));
         }
         let start = out.len();
-        let end = out.capacity().min(limit);
+        // Room for this call: bounded by the input it has (DEFLATE expands at most ~1032
+        // times), so that zero-filling spare capacity never costs more than the output it may
+        // hold, whatever the capacity already reserved.
+        let step = MIN_STEP.max(input.len().saturating_mul(64));
+        let end = out.capacity().min(limit).min(start.saturating_add(step));
         out.resize(end, 0);
         let (in_before, out_before) = (stream.inflate.total_in(), stream.inflate.total_out());
         let status = stream

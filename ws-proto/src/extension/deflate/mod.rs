@@ -102,8 +102,8 @@ pub struct DeflateConfig {
     /// Messages shorter than this many bytes are sent uncompressed (RFC 7692 §6 lets each
     /// message choose). Default 64.
     pub min_size: usize,
-    /// With context takeover, a connection that has exchanged no message for this long frees
-    /// its compressor and decompressor (zlib-rs allocates about 160 KiB and 46 KiB whatever
+    /// With context takeover, a connection that has exchanged no message for this long (and at
+    /// most twice this) frees its compressor and decompressor (zlib-rs allocates about 160 KiB and 46 KiB whatever
     /// the memory level and window) and keeps only the last `2^window_bits` bytes of each
     /// direction; the next message rebuilds them from those (about 10 µs at the default
     /// window). `None` keeps them. Default 1 s.

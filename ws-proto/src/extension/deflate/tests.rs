@@ -103,8 +103,16 @@ fn an_idle_connection_hibernates_its_compressor_on_time() {
         .poll_timeout()
         .expect("the hibernate timer runs after a message");
     assert_eq!(deadline.duration_since(now).as_secs(), 1);
+    // A message during the period: one more period before hibernating.
     s.handle_timeout(deadline);
-    assert_eq!(s.poll_timeout(), None);
+    let second = s.poll_timeout().expect("another period");
+    assert_eq!(second.duration_since(deadline).as_secs(), 1);
+    s.handle_timeout(second);
+    assert_eq!(
+        s.poll_timeout(),
+        None,
+        "hibernated: no timer until the next message"
+    );
     // Messages after hibernating decode with the client's window as it was.
     s.send_text(json_like(1)).unwrap();
     s.send_text(json_like(2)).unwrap();
@@ -129,6 +137,69 @@ fn an_idle_connection_hibernates_its_compressor_on_time() {
     let (_c, mut s) = open_pair(Some(DeflateConfig::default()), Some(keep));
     s.send_text(json_like(1)).unwrap();
     assert_eq!(s.poll_timeout(), None);
+}
+
+#[test]
+fn a_stream_restarted_after_a_final_block_keeps_the_window() {
+    // §7.2.2: the window carries over, also when the previous message ended its DEFLATE
+    // stream with BFINAL (§7.2.3.4): the second "Hello" refers to the first.
+    let bfinal: &[u8] = &[0xf3, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00, 0x00];
+    assert_eq!(
+        inflate_messages(15, true, &[bfinal, &[0xf2, 0x00, 0x11, 0x00, 0x00]]),
+        [b"Hello".to_vec(), b"Hello".to_vec()]
+    );
+}
+
+#[test]
+fn a_compressed_message_without_payload_is_empty_and_changes_nothing() {
+    let mut d = Decompressor::new(15, true, false);
+    let mut out = Vec::new();
+    d.decompress(&[], true, &mut out, 100).unwrap();
+    assert!(out.is_empty());
+    d.decompress(&HELLO, true, &mut out, 100).unwrap();
+    assert_eq!(out, b"Hello");
+}
+
+#[test]
+fn hibernation_waits_for_the_end_of_a_message_being_received() {
+    let now = Instant::now();
+    let (mut c, mut s) = open_pair(
+        Some(DeflateConfig::default()),
+        Some(DeflateConfig::default()),
+    );
+    let text = format!("{}{}", json_like(1), json_like(2));
+    c.send_text(text.clone()).unwrap();
+    let wire = c.pending_output().to_vec();
+    // One frame, 2-byte header (a length under 126), 4-byte mask.
+    assert!(wire[1] & 0x7f < 126);
+    let key = [wire[2], wire[3], wire[4], wire[5]];
+    let payload: Vec<u8> = wire[6..]
+        .iter()
+        .enumerate()
+        .map(|(i, b)| b ^ key[i % 4])
+        .collect();
+    let (first, second) = payload.split_at(payload.len() / 2);
+    let frame = |fin: bool, opcode: u8, rsv1: bool, data: &[u8]| {
+        let mut f = vec![
+            (u8::from(fin) << 7) | (u8::from(rsv1) << 6) | opcode,
+            0x80 | data.len() as u8,
+        ];
+        f.extend_from_slice(&[0, 0, 0, 0]);
+        f.extend_from_slice(data);
+        f
+    };
+    // A message sent first, so that the hibernate timer runs; then the two halves of the
+    // compressed message, with long pauses between them.
+    s.send_text(json_like(3)).unwrap();
+    s.receive(&frame(false, 1, true, first), now);
+    for pause in [2, 4, 6] {
+        s.handle_timeout(now + std::time::Duration::from_secs(pause));
+    }
+    s.receive(
+        &frame(true, 0, false, second),
+        now + std::time::Duration::from_secs(6),
+    );
+    assert_eq!(s.poll_event(), Some(Event::Text(text)));
 }
 
 #[test]
