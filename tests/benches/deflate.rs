@@ -18,7 +18,7 @@
 //! (user + system, from `/proc`). The clients' own compression runs on the same two cores.
 //!
 //! Memory: our server's resident memory, per connection, with `--connections` connections
-//! open: idle after the handshake; then idle (2.5 s) after one compressed message each way,
+//! open: idle after the handshake; then idle (3.5 s) after one compressed message each way,
 //! with context takeover (the compressor and decompressor have hibernated, keeping the last
 //! window of each direction) and without it (asked by the client: the state is freed after
 //! each message).
@@ -364,8 +364,8 @@ fn memory(connections: usize) {
             for c in &mut clients {
                 c.echo(&text);
             }
-            // Past `hibernate_after` (1 s): the state kept for context takeover is freed.
-            std::thread::sleep(Duration::from_millis(2500));
+            // Past twice `hibernate_after` (1 s): the state kept for context takeover is freed.
+            std::thread::sleep(Duration::from_millis(3500));
             let used = rss_kib(peer.pid());
             let per = |kib: u64| (kib.saturating_sub(base)) as f64 / connections as f64;
             if !reset {
