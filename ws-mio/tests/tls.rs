@@ -306,3 +306,99 @@ fn over_capacity_a_tls_client_gets_the_503() {
         other => panic!("{other:?}"),
     }
 }
+
+/// A blocking `wss://` client at the TLS level: rustls over a `TcpStream`, WebSocket through a
+/// sans-IO `Connection`, so that the test sees what the server does with TLS itself.
+struct RawTlsClient {
+    tls: rustls::StreamOwned<rustls::ClientConnection, TcpStream>,
+    conn: ws_mio::ws_proto::Connection,
+}
+
+impl RawTlsClient {
+    fn connect(addr: SocketAddr, certs: &Certs) -> RawTlsClient {
+        let stream = TcpStream::connect(addr).unwrap();
+        stream.set_read_timeout(Some(WAIT)).unwrap();
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(certs.ca.clone()).unwrap();
+        let config = tls::client_config_with_roots(roots);
+        let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+        let session = rustls::ClientConnection::new(config, name).unwrap();
+        let conn = ws_mio::ws_proto::Connection::client(
+            ws_mio::ws_proto::Config::default(),
+            ws_mio::ws_proto::ClientRequest::new("localhost", "/"),
+            Instant::now(),
+        );
+        let mut client = RawTlsClient {
+            tls: rustls::StreamOwned::new(session, stream),
+            conn,
+        };
+        client.flush();
+        assert!(matches!(
+            client.next_event(),
+            Some(ws_mio::ws_proto::Event::Open(_))
+        ));
+        client
+    }
+
+    fn flush(&mut self) {
+        while !self.conn.pending_output().is_empty() {
+            let n = self.tls.write(self.conn.pending_output()).unwrap();
+            self.conn.advance_output(n);
+        }
+        self.tls.flush().unwrap();
+    }
+
+    /// The next event, or `None` at the end of the TLS stream (its close_notify).
+    fn next_event(&mut self) -> Option<ws_mio::ws_proto::Event> {
+        let mut buf = [0u8; 4096];
+        loop {
+            if let Some(event) = self.conn.poll_event() {
+                return Some(event);
+            }
+            let n = self
+                .tls
+                .read(&mut buf)
+                .expect("TLS data or a close_notify, not a bare TCP close");
+            if n == 0 {
+                return None;
+            }
+            self.conn.receive(&buf[..n], Instant::now());
+            self.flush();
+        }
+    }
+}
+
+#[test]
+fn close_notify_is_sent_after_the_closing_handshake_and_honoured() {
+    let certs = certs(&["localhost"], false);
+    let (server, probe, _peers) = tls_server(&certs, WAIT);
+    // We close: the server echoes the close frame, then ends TLS with close_notify (rustls'
+    // reader returns 0 for it; a TCP close without it would be an UnexpectedEof error).
+    let mut client = RawTlsClient::connect(server.local_addr(), &certs);
+    let opened = probe.opened();
+    client
+        .conn
+        .close(ws_mio::CloseCode::NORMAL, "bye", Instant::now())
+        .unwrap();
+    client.flush();
+    assert!(matches!(
+        client.next_event(),
+        Some(ws_mio::ws_proto::Event::Close(c)) if c.code == ws_mio::CloseCode::NORMAL
+    ));
+    assert!(
+        client.next_event().is_none(),
+        "close_notify ends the stream"
+    );
+    drop(client); // our TCP close, which the server waits for after its own
+    assert_eq!(probe.closed(opened.id()).code, ws_mio::CloseCode::NORMAL);
+
+    // The peer ends TLS with close_notify without a closing handshake: the server takes it as
+    // the end of the stream (1006) and closes too, with its own close_notify first.
+    let mut client = RawTlsClient::connect(server.local_addr(), &certs);
+    let opened = probe.opened();
+    client.tls.conn.send_close_notify();
+    client.tls.flush().unwrap();
+    let closed = probe.closed(opened.id());
+    assert_eq!(closed.code, ws_mio::CloseCode::ABNORMAL);
+    assert!(client.next_event().is_none(), "the server's close_notify");
+}

@@ -134,6 +134,17 @@ impl Socket {
     }
 
     pub(super) fn deregister(&mut self, registry: &Registry) {
+        // TLS: "Each party MUST send a close_notify alert before closing its write side of
+        // the connection, unless it has already sent some error alert" (RFC 8446 §6.1). Best
+        // effort: the socket is about to be closed, whatever it takes now.
+        #[cfg(feature = "tls")]
+        if let Some(tls) = &mut self.tls {
+            if !self.close_notify_sent && !self.write_shut && !tls.is_handshaking() {
+                self.close_notify_sent = true;
+                tls.send_close_notify();
+                let _ = flush_tls(tls, &mut self.stream);
+            }
+        }
         let _ = registry.deregister(&mut self.stream);
     }
 
