@@ -31,7 +31,9 @@ use std::time::{Duration, Instant};
 
 use ws_proto::extension::deflate::{DeflateConfig, PerMessageDeflate};
 use ws_proto::{ClientRequest, Config, Connection, Event};
-use ws_tests::{build_examples, node, python, tests_file, Peer};
+use ws_tests::{
+    build_examples, node, process_cpu_seconds, process_rss_kib, python, tests_file, Peer,
+};
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Server {
@@ -88,26 +90,6 @@ impl Server {
             .unwrap_or_else(|| peer.fail(&format!("no port in {line:?}")));
         (peer, port)
     }
-}
-
-/// CPU seconds (user + system) the process has used.
-fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("read /proc stat");
-    // Fields after the command name (which may hold spaces), from field 3 on.
-    let rest = &stat[stat.rfind(')').expect("stat format") + 2..];
-    let fields: Vec<&str> = rest.split(' ').collect();
-    let ticks: f64 = fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap();
-    ticks / 100.0
-}
-
-/// Resident memory of the process, in KiB.
-fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("read status");
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmRSS")
 }
 
 /// 16 different JSON documents of 16 KiB.
@@ -264,7 +246,7 @@ fn run_echo(server: Server, connections: usize, warmup: Duration, secs: Duration
                         cpu_at_start
                             .lock()
                             .unwrap()
-                            .get_or_insert_with(|| cpu_seconds(pid));
+                            .get_or_insert_with(|| process_cpu_seconds(pid));
                         count = 0;
                     }
                     client.echo(&docs[i % docs.len()]);
@@ -276,7 +258,7 @@ fn run_echo(server: Server, connections: usize, warmup: Duration, secs: Duration
         })
         .collect();
     let results: Vec<(u64, u64)> = threads.into_iter().map(|t| t.join().unwrap()).collect();
-    let cpu = cpu_seconds(pid) - cpu_at_start.lock().unwrap().unwrap_or(0.0);
+    let cpu = process_cpu_seconds(pid) - cpu_at_start.lock().unwrap().unwrap_or(0.0);
     let count: u64 = results.iter().map(|r| r.0).sum();
     let wire: u64 = results.iter().map(|r| r.1).sum();
     drop(peer);
@@ -352,7 +334,7 @@ fn memory(connections: usize) {
         for (label, reset) in [("context takeover", false), ("no context takeover", true)] {
             let (peer, port) = Server::Ours.start_with_env(env);
             std::thread::sleep(Duration::from_millis(200));
-            let base = rss_kib(peer.pid());
+            let base = process_rss_kib(peer.pid());
             let mut offer = browser_offer();
             offer.server_no_context_takeover = reset;
             offer.client_no_context_takeover = reset;
@@ -360,13 +342,13 @@ fn memory(connections: usize) {
                 .map(|_| Client::connect(port, offer.clone()))
                 .collect();
             std::thread::sleep(Duration::from_millis(500));
-            let idle = rss_kib(peer.pid());
+            let idle = process_rss_kib(peer.pid());
             for c in &mut clients {
                 c.echo(&text);
             }
             // Past twice `hibernate_after` (1 s): the state kept for context takeover is freed.
             std::thread::sleep(Duration::from_millis(3500));
-            let used = rss_kib(peer.pid());
+            let used = process_rss_kib(peer.pid());
             let per = |kib: u64| (kib.saturating_sub(base)) as f64 / connections as f64;
             if !reset {
                 println!(

@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 use ws_mio::tls::rustls;
 use ws_proto::{ClientRequest, Config, Connection, Event};
 use ws_tests::certs::TestCerts;
-use ws_tests::{build_examples, Peer};
+use ws_tests::{build_examples, process_cpu_seconds, process_rss_kib, Peer};
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Server {
@@ -114,24 +114,6 @@ fn serve_tokio(cert: &str, key: &str) {
             });
         }
     });
-}
-
-/// CPU seconds (user + system) the process has used.
-fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("read /proc stat");
-    let rest = &stat[stat.rfind(')').expect("stat format") + 2..];
-    let fields: Vec<&str> = rest.split(' ').collect();
-    (fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap()) / 100.0
-}
-
-/// Resident memory of the process, in KiB.
-fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("read status");
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmRSS")
 }
 
 /// A blocking wss:// client: rustls over a `TcpStream`, WebSocket through a sans-IO
@@ -239,7 +221,7 @@ fn run_echo(
                         cpu_at_start
                             .lock()
                             .unwrap()
-                            .get_or_insert_with(|| cpu_seconds(pid));
+                            .get_or_insert_with(|| process_cpu_seconds(pid));
                     }
                     client.echo(&payload);
                     count += 1;
@@ -249,7 +231,7 @@ fn run_echo(
         })
         .collect();
     let count: u64 = threads.into_iter().map(|t| t.join().unwrap()).sum();
-    let cpu = cpu_seconds(pid) - cpu_at_start.lock().unwrap().unwrap_or(0.0);
+    let cpu = process_cpu_seconds(pid) - cpu_at_start.lock().unwrap().unwrap_or(0.0);
     drop(peer);
     Sample {
         rate: count as f64 / secs as f64,
@@ -314,18 +296,18 @@ fn memory(certs: &TestCerts, connections: usize) {
     for server in [Server::Ours, Server::Tokio] {
         let (peer, port) = server.start(certs);
         std::thread::sleep(Duration::from_millis(300));
-        let base = rss_kib(peer.pid());
+        let base = process_rss_kib(peer.pid());
         let mut clients: Vec<Client> = (0..connections)
             .map(|_| Client::connect(port, &roots))
             .collect();
         std::thread::sleep(Duration::from_millis(500));
-        let idle = rss_kib(peer.pid());
+        let idle = process_rss_kib(peer.pid());
         let payload = vec![7u8; 1024];
         for c in &mut clients {
             c.echo(&payload);
         }
         std::thread::sleep(Duration::from_millis(500));
-        let used = rss_kib(peer.pid());
+        let used = process_rss_kib(peer.pid());
         let per = |kib: u64| kib.saturating_sub(base) as f64 / connections as f64;
         println!(
             "  {:<34} idle after the handshake {:.2} KiB, after one 1 KiB message each way {:.2} KiB",

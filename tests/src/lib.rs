@@ -141,6 +141,55 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// A peer implementation for the compression and TLS interop tests.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PeerImpl {
+    /// Python `websockets` (`tests/interop/py_deflate_peer.py`).
+    Python,
+    /// Node `ws` (`tests/interop/node_deflate_peer.mjs`).
+    Node,
+}
+
+/// Starts the peer script of `which` with `args` (its modes and options are documented at the
+/// top of each script: `server`, `client URL`, `--cert`/`--key`/`--ca`, ...).
+pub fn interop_peer(which: PeerImpl, args: &[&str]) -> Peer {
+    let (name, mut command) = match which {
+        PeerImpl::Python => {
+            let mut c = Command::new(python());
+            c.arg(tests_file("interop/py_deflate_peer.py"));
+            ("python websockets peer", c)
+        }
+        PeerImpl::Node => {
+            let mut c = Command::new(node(&["ws"]));
+            c.arg(tests_file("interop/node_deflate_peer.mjs"));
+            ("node ws peer", c)
+        }
+    };
+    command.args(args);
+    Peer::spawn(name, &mut command)
+}
+
+/// CPU seconds (user + system) the process `pid` has used, from `/proc/PID/stat` (benches).
+pub fn process_cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("read /proc stat");
+    // The fields after the command name (which may hold spaces and parentheses): from the 3rd.
+    let rest = &stat[stat.rfind(')').expect("stat format") + 2..];
+    let fields: Vec<&str> = rest.split(' ').collect();
+    let ticks = |i: usize| fields[i].parse::<f64>().expect("a tick count");
+    // utime and stime, in clock ticks (100 per second on Linux).
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+/// Resident memory of the process `pid` in KiB, from `/proc/PID/status` (benches).
+pub fn process_rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("read status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS")
+}
+
 /// Hex of some bytes (the peers print binary payloads in hex).
 pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()

@@ -4,22 +4,15 @@
 //! repeated, empty, binary and incompressible messages and checks every echo; the negotiated
 //! `Sec-WebSocket-Extensions` is checked on both sides.
 
-use std::process::Command;
 use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
 use ws_mio::{Client, ClientConfig, Handler, Message, Server, ServerConfig, Session};
 use ws_proto::extension::deflate::{DeflateConfig, PerMessageDeflate};
 use ws_proto::handshake::ExtensionOffer;
-use ws_tests::{node, python, tests_file, Peer};
+use ws_tests::{interop_peer, Peer, PeerImpl};
 
 const WAIT: Duration = Duration::from_secs(20);
-
-#[derive(Clone, Copy, Debug, PartialEq)]
-enum Impl {
-    Python,
-    Node,
-}
 
 /// Our settings: the defaults, or no context takeover asked of both sides.
 fn our_deflate(takeover: bool) -> DeflateConfig {
@@ -29,24 +22,12 @@ fn our_deflate(takeover: bool) -> DeflateConfig {
     config
 }
 
-fn peer(which: Impl, args: &[&str], takeover: bool) -> Peer {
-    let (name, mut command) = match which {
-        Impl::Python => {
-            let mut c = Command::new(python());
-            c.arg(tests_file("interop/py_deflate_peer.py"));
-            ("python websockets deflate peer", c)
-        }
-        Impl::Node => {
-            let mut c = Command::new(node(&["ws"]));
-            c.arg(tests_file("interop/node_deflate_peer.mjs"));
-            ("node ws deflate peer", c)
-        }
-    };
-    command.args(args);
+fn peer(which: PeerImpl, args: &[&str], takeover: bool) -> Peer {
+    let mut args = args.to_vec();
     if !takeover {
-        command.arg("--no-context-takeover");
+        args.push("--no-context-takeover");
     }
-    Peer::spawn(name, &mut command)
+    interop_peer(which, &args)
 }
 
 /// The messages we send: the same kinds as the peers' own `exchange()`.
@@ -113,7 +94,7 @@ fn describe(m: &Message) -> String {
 }
 
 /// Our client against the peer's compressing echo server.
-fn our_client_against(which: Impl, takeover: bool) {
+fn our_client_against(which: PeerImpl, takeover: bool) {
     let mut server = peer(which, &["server"], takeover);
     let line = server.next_line(WAIT);
     let port: u16 = line
@@ -162,7 +143,7 @@ fn our_client_against(which: Impl, takeover: bool) {
 }
 
 /// The peer's compressing client against our echo server.
-fn peer_client_against_us(which: Impl, takeover: bool) {
+fn peer_client_against_us(which: PeerImpl, takeover: bool) {
     let mut config = ServerConfig::default();
     config.threads = 1;
     config.protocol.max_message_size = 4 << 20;
@@ -191,40 +172,40 @@ fn peer_client_against_us(which: Impl, takeover: bool) {
 
 #[test]
 fn our_client_against_python_with_context_takeover() {
-    our_client_against(Impl::Python, true);
+    our_client_against(PeerImpl::Python, true);
 }
 
 #[test]
 fn our_client_against_python_without_context_takeover() {
-    our_client_against(Impl::Python, false);
+    our_client_against(PeerImpl::Python, false);
 }
 
 #[test]
 fn our_client_against_node_with_context_takeover() {
-    our_client_against(Impl::Node, true);
+    our_client_against(PeerImpl::Node, true);
 }
 
 #[test]
 fn our_client_against_node_without_context_takeover() {
-    our_client_against(Impl::Node, false);
+    our_client_against(PeerImpl::Node, false);
 }
 
 #[test]
 fn python_client_against_our_server_with_context_takeover() {
-    peer_client_against_us(Impl::Python, true);
+    peer_client_against_us(PeerImpl::Python, true);
 }
 
 #[test]
 fn python_client_against_our_server_without_context_takeover() {
-    peer_client_against_us(Impl::Python, false);
+    peer_client_against_us(PeerImpl::Python, false);
 }
 
 #[test]
 fn node_client_against_our_server_with_context_takeover() {
-    peer_client_against_us(Impl::Node, true);
+    peer_client_against_us(PeerImpl::Node, true);
 }
 
 #[test]
 fn node_client_against_our_server_without_context_takeover() {
-    peer_client_against_us(Impl::Node, false);
+    peer_client_against_us(PeerImpl::Node, false);
 }

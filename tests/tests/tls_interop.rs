@@ -17,32 +17,9 @@ use ws_mio::{
 };
 use ws_proto::extension::deflate::PerMessageDeflate;
 use ws_tests::certs::TestCerts;
-use ws_tests::{build_examples, free_port, node, python, tests_file};
+use ws_tests::{build_examples, free_port, interop_peer, PeerImpl};
 
 const WAIT: Duration = Duration::from_secs(20);
-
-#[derive(Clone, Copy, Debug)]
-enum Impl {
-    Python,
-    Node,
-}
-
-fn peer(which: Impl, args: &[&str]) -> ws_tests::Peer {
-    let mut command = match which {
-        Impl::Python => {
-            let mut c = Command::new(python());
-            c.arg(tests_file("interop/py_deflate_peer.py"));
-            c
-        }
-        Impl::Node => {
-            let mut c = Command::new(node(&["ws"]));
-            c.arg(tests_file("interop/node_deflate_peer.mjs"));
-            c
-        }
-    };
-    command.args(args);
-    ws_tests::Peer::spawn(&format!("{which:?} TLS peer"), &mut command)
-}
 
 /// An echo server that reports who connected and what failed before a handler existed.
 struct Echo {
@@ -86,12 +63,12 @@ fn our_server(certs: &TestCerts) -> (Server, mpsc::Receiver<Result<Peer, DriverE
     (Server::bind("127.0.0.1:0", config, factory).unwrap(), rx)
 }
 
-fn their_client_against_us(which: Impl) {
+fn their_client_against_us(which: PeerImpl) {
     let certs = TestCerts::new();
     let (server, peers) = our_server(&certs);
     let url = format!("wss://localhost:{}/", server.local_addr().port());
     let ca = certs.ca();
-    let mut client = peer(which, &["client", &url, "--ca", ca.to_str().unwrap()]);
+    let mut client = interop_peer(which, &["client", &url, "--ca", ca.to_str().unwrap()]);
     let who = peers
         .recv_timeout(WAIT)
         .expect("a request")
@@ -106,12 +83,12 @@ fn their_client_against_us(which: Impl) {
 
 #[test]
 fn python_client_over_tls_against_our_server() {
-    their_client_against_us(Impl::Python);
+    their_client_against_us(PeerImpl::Python);
 }
 
 #[test]
 fn node_client_over_tls_against_our_server() {
-    their_client_against_us(Impl::Node);
+    their_client_against_us(PeerImpl::Node);
 }
 
 /// Forwards messages to the test.
@@ -123,10 +100,10 @@ impl Handler for Forward {
     }
 }
 
-fn our_client_against(which: Impl) {
+fn our_client_against(which: PeerImpl) {
     let certs = TestCerts::new();
     let (cert, key) = (certs.cert(), certs.key());
-    let mut server = peer(
+    let mut server = interop_peer(
         which,
         &[
             "server",
@@ -166,12 +143,12 @@ fn our_client_against(which: Impl) {
 
 #[test]
 fn our_client_over_tls_against_python() {
-    our_client_against(Impl::Python);
+    our_client_against(PeerImpl::Python);
 }
 
 #[test]
 fn our_client_over_tls_against_node() {
-    our_client_against(Impl::Node);
+    our_client_against(PeerImpl::Node);
 }
 
 #[test]
@@ -180,8 +157,8 @@ fn a_client_offering_only_tls_1_0_and_1_1_is_refused() {
     let (server, errors) = our_server(&certs);
     let url = format!("wss://localhost:{}/", server.local_addr().port());
     let ca = certs.ca();
-    let mut old = peer(
-        Impl::Python,
+    let mut old = interop_peer(
+        PeerImpl::Python,
         &["old-tls", &url, "--ca", ca.to_str().unwrap()],
     );
     let answer = old.next_line(WAIT);
@@ -282,8 +259,8 @@ fn a_client_that_does_not_read_gets_every_reply_over_tls() {
     let ca = certs.ca();
     // 512 messages of 16 KiB: 8 MiB, 8 times the output limit, while the client reads nothing
     // for 2 s. Uncompressed, so that the bytes are as many on the wire.
-    let mut flood = peer(
-        Impl::Python,
+    let mut flood = interop_peer(
+        PeerImpl::Python,
         &[
             "flood",
             &url,

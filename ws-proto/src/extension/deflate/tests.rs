@@ -648,9 +648,14 @@ fn open_pair(
     client: Option<DeflateConfig>,
     server: Option<DeflateConfig>,
 ) -> (Connection, Connection) {
+    open_pair_with(config_with(client), config_with(server))
+}
+
+/// A client and a server with these configurations, after the handshake.
+fn open_pair_with(client: Config, server: Config) -> (Connection, Connection) {
     let now = Instant::now();
-    let mut c = Connection::client(config_with(client), ClientRequest::new("x", "/"), now);
-    let mut s = Connection::server(config_with(server), now);
+    let mut c = Connection::client(client, ClientRequest::new("x", "/"), now);
+    let mut s = Connection::server(server, now);
     pump(&mut c, &mut s, now);
     assert!(matches!(s.poll_event(), Some(Event::Request(_))));
     s.accept(Accept::default(), now).unwrap();
@@ -725,18 +730,7 @@ fn a_large_message_is_compressed_once_and_fragmented_with_rsv1_on_the_first_fram
         ..config_with(Some(DeflateConfig::default()))
     };
     let now = Instant::now();
-    let mut c = Connection::client(
-        config_with(Some(DeflateConfig::default())),
-        ClientRequest::new("x", "/"),
-        now,
-    );
-    let mut s = Connection::server(config, now);
-    pump(&mut c, &mut s, now);
-    s.poll_event();
-    s.accept(Accept::default(), now).unwrap();
-    s.poll_event();
-    pump(&mut s, &mut c, now);
-    c.poll_event();
+    let (mut c, mut s) = open_pair_with(config_with(Some(DeflateConfig::default())), config);
     // Incompressible-ish data, so that the compressed message spans several frames.
     let data: Vec<u8> = (0..2000u32)
         .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
@@ -839,18 +833,7 @@ fn a_bomb_through_a_connection_closes_with_1009_before_the_limit_is_allocated() 
         ..config_with(Some(DeflateConfig::default()))
     };
     let now = Instant::now();
-    let mut c = Connection::client(
-        config_with(Some(DeflateConfig::default())),
-        ClientRequest::new("x", "/"),
-        now,
-    );
-    let mut s = Connection::server(config, now);
-    pump(&mut c, &mut s, now);
-    s.poll_event();
-    s.accept(Accept::default(), now).unwrap();
-    s.poll_event();
-    pump(&mut s, &mut c, now);
-    c.poll_event();
+    let (_c, mut s) = open_pair_with(config_with(Some(DeflateConfig::default())), config);
     // 1 GiB of zeros would be about 1 MiB compressed; 16 MiB of them, masked, is enough to
     // cross the limit many times over.
     let bomb = Compressor::new(settings(12), false, false).compress(&vec![0u8; 16 << 20]);
