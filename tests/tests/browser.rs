@@ -258,20 +258,24 @@ fn chat_page_in_chromium_and_chat_client_see_every_message_once() {
     );
 }
 
-#[test]
-fn chromium_negotiates_permessage_deflate_with_the_chat_server() {
-    let node = node(&["playwright-core"]);
-    chromium();
-    let examples = build_examples();
-    // --verbose: the driver's debug line for each connection shows its extensions.
-    let (mut server, port) = start_chat_server(&examples, &["--verbose"]);
-    server.line_where(WAIT, |l| l.starts_with("[chat] open http://localhost:"));
-    let mut browser = Peer::spawn(
-        "chromium driver (deflate_probe.mjs)",
-        Command::new(&node)
-            .arg(tests_file("browser/deflate_probe.mjs"))
-            .arg(format!("http://127.0.0.1:{port}")),
-    );
+/// Starts `deflate_probe.mjs` on the chat page at `base`, with `home` as the browser's `$HOME`
+/// when given (its NSS database says which CAs it trusts).
+fn deflate_probe(node: &std::path::Path, base: &str, home: Option<&std::path::Path>) -> Peer {
+    let mut command = Command::new(node);
+    command
+        .arg(tests_file("browser/deflate_probe.mjs"))
+        .arg(base);
+    if let Some(home) = home {
+        command.env("HOME", home);
+    }
+    Peer::spawn(
+        &format!("chromium driver (deflate_probe.mjs {base})"),
+        &mut command,
+    )
+}
+
+/// The probe's report: compression negotiated, a small and a large message round-tripped.
+fn expect_compressed_round_trips(mut browser: Peer) {
     // What Chromium offers is `permessage-deflate; client_max_window_bits`; the server's
     // answer, as the page sees it:
     assert_eq!(
@@ -283,6 +287,18 @@ fn chromium_negotiates_permessage_deflate_with_the_chat_server() {
     assert_eq!(browser.next_line(WAIT), "echo 213004 ok");
     assert_eq!(browser.next_line(WAIT), "done");
     browser.finish(WAIT);
+}
+
+#[test]
+fn chromium_negotiates_permessage_deflate_with_the_chat_server() {
+    let node = node(&["playwright-core"]);
+    chromium();
+    let examples = build_examples();
+    // --verbose: the driver's debug line for each connection shows its extensions.
+    let (mut server, port) = start_chat_server(&examples, &["--verbose"]);
+    server.line_where(WAIT, |l| l.starts_with("[chat] open http://localhost:"));
+    let browser = deflate_probe(&node, &format!("http://127.0.0.1:{port}"), None);
+    expect_compressed_round_trips(browser);
     // The server's side of it: the probe's connection, compressed.
     let logs = server.stderr();
     assert!(
@@ -354,12 +370,10 @@ fn chat_page_over_https_and_chat_over_wss_in_chromium_trusting_the_test_ca() {
     // the page.
     let untrusting = certs.dir().join("home-without-the-ca");
     std::fs::create_dir_all(&untrusting).unwrap();
-    let mut refused = Peer::spawn(
-        "chromium driver (deflate_probe.mjs, https, CA not trusted)",
-        Command::new(&node)
-            .arg(tests_file("browser/deflate_probe.mjs"))
-            .arg(format!("https://localhost:{port}"))
-            .env("HOME", &untrusting),
+    let mut refused = deflate_probe(
+        &node,
+        &format!("https://localhost:{port}"),
+        Some(&untrusting),
     );
     let error = refused.next_line(Duration::from_secs(60));
     assert!(
@@ -367,21 +381,8 @@ fn chat_page_over_https_and_chat_over_wss_in_chromium_trusting_the_test_ca() {
         "{error}"
     );
     refused.finish(WAIT);
-    let mut browser = Peer::spawn(
-        "chromium driver (deflate_probe.mjs, https)",
-        Command::new(&node)
-            .arg(tests_file("browser/deflate_probe.mjs"))
-            .arg(format!("https://localhost:{port}"))
-            .env("HOME", &home),
-    );
-    assert_eq!(
-        browser.next_line(Duration::from_secs(60)),
-        "extensions \"permessage-deflate; server_max_window_bits=12; client_max_window_bits=12\""
-    );
-    assert_eq!(browser.next_line(WAIT), "echo 2 ok");
-    assert_eq!(browser.next_line(WAIT), "echo 213004 ok");
-    assert_eq!(browser.next_line(WAIT), "done");
-    browser.finish(WAIT);
+    let browser = deflate_probe(&node, &format!("https://localhost:{port}"), Some(&home));
+    expect_compressed_round_trips(browser);
     let logs = server.stderr();
     assert!(
         logs.lines()
