@@ -142,13 +142,16 @@ fn main() {
         println!("[chat] leave {id}");
     });
 
-    let members = Arc::clone(&sessions);
+    // Every participant gets every message: one frame, encoded once and shared by all of
+    // them (the tutorial's C++ loop copies it for each session; see docs/tutorial.md). The
+    // callback holds the server weakly: a server owning a callback that owns the server
+    // would never be freed.
+    let room = Arc::downgrade(&server);
     server.set_receive_callback(move |sender_id, payload| {
         let mut broadcast = format!("{sender_id}: ").into_bytes();
         broadcast.extend_from_slice(payload);
-        for session in members.lock().unwrap().values() {
-            // send() takes the bytes by value: each participant gets its own copy.
-            let _ = session.send(broadcast.clone());
+        if let Some(ws) = room.upgrade().as_deref().and_then(|s| s.as_websocket()) {
+            let _ = ws.broadcast_binary(&broadcast);
         }
     });
 

@@ -1,0 +1,219 @@
+//! The echo load generator: one thread, one mio poll, `connections` raw TCP WebSocket clients
+//! keeping `in_flight` pre-masked binary messages outstanding each. Every byte that comes back
+//! is compared with the expected echo, so a server that drops, reorders or corrupts a message
+//! fails the run instead of looking fast.
+
+use std::collections::VecDeque;
+use std::io::{self, Read, Write};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use mio::net::TcpStream;
+use mio::{Events, Interest, Poll, Token};
+
+use crate::wire::{self, OP_BINARY};
+use crate::LoadError;
+
+/// One cell of the echo grid.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EchoCell {
+    pub connections: usize,
+    pub payload: usize,
+    pub in_flight: usize,
+}
+
+impl EchoCell {
+    /// The cell's name in tables: `100 × 20 B, 1 in flight`.
+    pub fn label(&self) -> String {
+        format!(
+            "{} × {}",
+            self.connections,
+            crate::report::size_label(self.payload)
+        )
+    }
+}
+
+/// What one run of a cell measured (the measuring window only).
+#[derive(Clone, Debug, Default)]
+pub struct EchoSample {
+    pub messages: u64,
+    pub elapsed: Duration,
+    /// Round trips of the messages completed in the window, in nanoseconds, sorted.
+    pub round_trips: Vec<u64>,
+    /// How much the caller's probe (server CPU seconds, allocations...) grew over the window.
+    pub probe: f64,
+}
+
+impl EchoSample {
+    pub fn messages_per_sec(&self) -> f64 {
+        self.messages as f64 / self.elapsed.as_secs_f64()
+    }
+
+    /// The `q` quantile of the round trips (0.5: median), in microseconds.
+    pub fn round_trip_us(&self, q: f64) -> f64 {
+        if self.round_trips.is_empty() {
+            return f64::NAN;
+        }
+        let i = ((self.round_trips.len() - 1) as f64 * q).round() as usize;
+        self.round_trips[i] as f64 / 1000.0
+    }
+}
+
+struct Client {
+    stream: TcpStream,
+    /// Bytes queued and not yet written: whole frames, the first possibly part-written.
+    unsent: usize,
+    /// How far into the expected echo the bytes received so far reach.
+    matched: usize,
+    /// When each outstanding message was queued, oldest first.
+    sent_at: VecDeque<Instant>,
+}
+
+/// Runs `cell` against the echo server at `addr` (path `/`): connects every client, warms up
+/// for `warmup`, measures for `measure`, then lets the outstanding messages come back.
+/// `probe` is read when the measuring window opens and when it closes.
+pub fn run(
+    addr: SocketAddr,
+    cell: EchoCell,
+    warmup: Duration,
+    measure: Duration,
+    probe: &mut dyn FnMut() -> f64,
+) -> Result<EchoSample, LoadError> {
+    let payload: Vec<u8> = (0..cell.payload).map(|i| (i * 31 + 7) as u8).collect();
+    let frame = wire::client_frame(OP_BINARY, &payload, [0x5a, 0x13, 0xc7, 0x81]);
+    let expected = wire::server_frame(OP_BINARY, &payload);
+    // `in_flight` frames back to back: any run of queued frames is one slice of it.
+    let batch = frame.repeat(cell.in_flight);
+
+    let mut poll = Poll::new()?;
+    let mut clients = Vec::with_capacity(cell.connections);
+    for i in 0..cell.connections {
+        let stream = wire::connect(addr, "/", Duration::from_secs(5))?;
+        let mut stream = TcpStream::from_std(stream);
+        poll.registry().register(
+            &mut stream,
+            Token(i),
+            Interest::READABLE | Interest::WRITABLE,
+        )?;
+        clients.push(Client {
+            stream,
+            unsent: 0,
+            matched: 0,
+            sent_at: VecDeque::with_capacity(cell.in_flight),
+        });
+    }
+
+    let start = Instant::now();
+    let measure_from = start + warmup;
+    let measure_until = measure_from + measure;
+    let drain_until = measure_until + Duration::from_secs(10);
+    let mut sample = EchoSample {
+        elapsed: measure,
+        ..EchoSample::default()
+    };
+    sample.round_trips.reserve(1 << 20);
+    for client in &mut clients {
+        for _ in 0..cell.in_flight {
+            client.unsent += frame.len();
+            client.sent_at.push_back(start);
+        }
+        flush(client, &batch, frame.len())?;
+    }
+
+    let mut events = Events::with_capacity(1024);
+    let mut buf = vec![0u8; 256 << 10];
+    let mut outstanding = cell.connections * cell.in_flight;
+    // The probe's reading when the window opened, then `None` once it is closed.
+    let mut probe_start = None;
+    let mut window_open = false;
+    while outstanding > 0 {
+        let now = Instant::now();
+        if now > drain_until {
+            return Err(LoadError::Timeout(outstanding));
+        }
+        if !window_open && now >= measure_from && now < measure_until {
+            window_open = true;
+            probe_start = Some(probe());
+        } else if window_open && now >= measure_until {
+            window_open = false;
+            if let Some(start) = probe_start.take() {
+                sample.probe = probe() - start;
+            }
+        }
+        let sending = now < measure_until;
+        poll.poll(&mut events, Some(Duration::from_millis(100)))?;
+        for event in events.iter() {
+            let client = &mut clients[event.token().0];
+            if event.is_readable() || event.is_read_closed() {
+                loop {
+                    let n = match client.stream.read(&mut buf) {
+                        Ok(0) => return Err(LoadError::Closed),
+                        Ok(n) => n,
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                        Err(e) => return Err(e.into()),
+                    };
+                    let now = Instant::now();
+                    let mut data = &buf[..n];
+                    while !data.is_empty() {
+                        let take = (expected.len() - client.matched).min(data.len());
+                        if data[..take] != expected[client.matched..client.matched + take] {
+                            return Err(LoadError::Mismatch {
+                                offset: client.matched,
+                            });
+                        }
+                        client.matched += take;
+                        data = &data[take..];
+                        if client.matched < expected.len() {
+                            continue;
+                        }
+                        client.matched = 0;
+                        let sent = client.sent_at.pop_front().ok_or(LoadError::Unexpected)?;
+                        outstanding -= 1;
+                        if now >= measure_from && now < measure_until {
+                            sample.messages += 1;
+                            sample.round_trips.push((now - sent).as_nanos() as u64);
+                        }
+                        if sending && now < measure_until {
+                            client.unsent += frame.len();
+                            client.sent_at.push_back(now);
+                            outstanding += 1;
+                        }
+                    }
+                    if n < buf.len() {
+                        break;
+                    }
+                }
+            }
+            flush(client, &batch, frame.len())?;
+        }
+    }
+    // The last echoes may all have come back before the loop saw the window close.
+    if let Some(start) = probe_start {
+        sample.probe = probe() - start;
+    }
+    sample.round_trips.sort_unstable();
+    for client in &mut clients {
+        // A normal closure (1000), so servers log nothing unusual.
+        let close = wire::client_frame(wire::OP_CLOSE, &[0x03, 0xe8], [1, 2, 3, 4]);
+        let _ = wire::write_all_nonblocking(&mut client.stream, &close);
+    }
+    Ok(sample)
+}
+
+/// Writes what the client has queued, as far as the socket takes it.
+fn flush(client: &mut Client, batch: &[u8], frame_len: usize) -> Result<(), LoadError> {
+    while client.unsent > 0 {
+        // The queued bytes are the tail of some whole frames: start where the first one is.
+        let start = (frame_len - client.unsent % frame_len) % frame_len;
+        let end = (start + client.unsent).min(batch.len());
+        match client.stream.write(&batch[start..end]) {
+            Ok(0) => return Err(LoadError::Closed),
+            Ok(n) => client.unsent -= n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}
