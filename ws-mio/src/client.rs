@@ -255,7 +255,7 @@ impl Client {
         let stream = mio::net::TcpStream::from_std(stream);
         let loop_config = Arc::new(LoopConfig {
             // The handshake timeout is set per connection, to what is left until `deadline`.
-            protocol: config.protocol,
+            protocol: Arc::new(config.protocol),
             backpressure: config.backpressure,
             read_buffer_size: config.read_buffer_size,
             stop_timeout: Duration::from_secs(5),

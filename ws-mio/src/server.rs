@@ -66,7 +66,7 @@ impl Server {
         };
         let broadcast_limit = config.protocol.max_buffered_output;
         let loop_config = Arc::new(LoopConfig {
-            protocol: config.protocol,
+            protocol: Arc::new(config.protocol),
             backpressure: config.backpressure,
             read_buffer_size: config.read_buffer_size,
             stop_timeout: config.stop_timeout,

@@ -59,6 +59,11 @@ pub(crate) struct OutputQueue {
     len: usize,
     /// A drained coalescing buffer kept for reuse, so steady traffic does not allocate.
     spare: Vec<u8>,
+    /// A spent message buffer (a sent payload, drained or copied), kept to receive the next
+    /// message into: an echo or a relay allocates nothing per message.
+    recycled: Vec<u8>,
+    /// Free the kept buffers once the queue drains (the handshake's are not worth keeping).
+    release_when_drained: bool,
 }
 
 impl OutputQueue {
@@ -120,6 +125,55 @@ impl OutputQueue {
         }
     }
 
+    /// Keeps a spent buffer, if it is no larger than [`COALESCE_LIMIT`]: the largest buffer
+    /// seen becomes the recycled message buffer, the second largest the coalescing spare, so
+    /// steady traffic settles with both large enough. At most two buffers of 64 KiB are kept.
+    pub(crate) fn keep(&mut self, mut buf: Vec<u8>) {
+        if buf.capacity() > COALESCE_LIMIT {
+            return;
+        }
+        buf.clear();
+        if buf.capacity() > self.recycled.capacity() {
+            buf = std::mem::replace(&mut self.recycled, buf);
+        }
+        if buf.capacity() > self.spare.capacity() {
+            self.spare = buf;
+        }
+    }
+
+    /// Frees the buffers kept for reuse as soon as the queue is empty: after the opening
+    /// handshake, so that an idle connection holds no buffer at all.
+    pub(crate) fn release_kept_once_drained(&mut self) {
+        self.release_when_drained = true;
+        self.release_if_drained();
+    }
+
+    fn release_if_drained(&mut self) {
+        if self.release_when_drained && self.len == 0 {
+            self.release_when_drained = false;
+            self.spare = Vec::new();
+            self.recycled = Vec::new();
+            self.chunks = VecDeque::new();
+        }
+    }
+
+    /// An empty buffer for a received message of `len` bytes: the recycled one when it is
+    /// large enough, else a new one of exactly that capacity.
+    pub(crate) fn message_buffer(&mut self, len: usize) -> Vec<u8> {
+        if self.recycled.capacity() >= len && len > 0 {
+            std::mem::take(&mut self.recycled)
+        } else {
+            Vec::with_capacity(len)
+        }
+    }
+
+    /// The bytes of the buffers kept for reuse (for the memory accounting of idle
+    /// connections).
+    #[cfg(test)]
+    pub(crate) fn kept_capacity(&self) -> usize {
+        self.spare.capacity() + self.recycled.capacity()
+    }
+
     pub(crate) fn front(&self) -> &[u8] {
         self.chunks.front().map_or(&[], Chunk::bytes)
     }
@@ -148,23 +202,40 @@ impl OutputQueue {
                 return;
             }
             n -= left;
-            if let Some(Chunk::Owned { mut buf, .. }) = self.chunks.pop_front() {
-                if buf.capacity() <= COALESCE_LIMIT && buf.capacity() > self.spare.capacity() {
-                    buf.clear();
-                    self.spare = buf;
-                }
+            if let Some(Chunk::Owned { buf, .. }) = self.chunks.pop_front() {
+                self.keep(buf);
             }
         }
         // Drop fully drained chunks left at the front (zero-length ones).
         while self.chunks.front().is_some_and(|c| c.bytes().is_empty()) {
             self.chunks.pop_front();
         }
+        self.release_if_drained();
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn spent_buffers_are_reused_and_bounded() {
+        let mut q = OutputQueue::default();
+        // A drained message chunk comes back for the next received message.
+        q.push_vec(vec![1; ZERO_COPY_THRESHOLD]);
+        q.advance(ZERO_COPY_THRESHOLD);
+        q.keep(Vec::with_capacity(100));
+        let buf = q.message_buffer(100);
+        assert!(buf.capacity() >= 100 && buf.is_empty());
+        // Nothing above the limit is kept.
+        q.keep(Vec::with_capacity(COALESCE_LIMIT + 1));
+        assert!(q.kept_capacity() <= 2 * COALESCE_LIMIT);
+        // Too small a recycled buffer is not handed out for a larger message.
+        let mut q = OutputQueue::default();
+        q.keep(Vec::with_capacity(10));
+        q.keep(Vec::with_capacity(10));
+        assert!(q.message_buffer(1000).capacity() >= 1000);
+    }
 
     #[test]
     fn coalesces_small_and_keeps_order() {

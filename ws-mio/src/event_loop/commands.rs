@@ -92,9 +92,11 @@ impl<F: Factory> EventLoop<F> {
 
     pub(super) fn flush_dirty(&mut self, now: Instant) {
         while !self.dirty.is_empty() {
-            for key in std::mem::take(&mut self.dirty) {
-                self.update(key, now);
+            std::mem::swap(&mut self.dirty, &mut self.scratch);
+            for i in 0..self.scratch.len() {
+                self.update(self.scratch[i], now);
             }
+            self.scratch.clear();
         }
     }
 

@@ -379,6 +379,37 @@ pub(super) fn role_name(role: Role) -> &'static str {
     }
 }
 
+/// A connection's first failure, boxed: most connections never fail, and pay one pointer
+/// for it instead of a whole [`DriverError`].
+#[derive(Debug, Default)]
+pub(super) struct FirstError(Option<Box<DriverError>>);
+
+impl FirstError {
+    /// Records `error` unless one is recorded already.
+    pub(super) fn get_or_insert(&mut self, error: DriverError) {
+        if self.0.is_none() {
+            self.0 = Some(Box::new(error));
+        }
+    }
+
+    /// Records `error`, replacing any other.
+    pub(super) fn set(&mut self, error: DriverError) {
+        self.0 = Some(Box::new(error));
+    }
+
+    pub(super) fn is_none(&self) -> bool {
+        self.0.is_none()
+    }
+
+    pub(super) fn is_some(&self) -> bool {
+        self.0.is_some()
+    }
+
+    pub(super) fn take(&mut self) -> Option<DriverError> {
+        self.0.take().map(|e| *e)
+    }
+}
+
 /// A connection of the loop: the socket, the protocol core and the application's handler.
 pub(super) struct Conn<H> {
     pub(super) socket: Socket,
@@ -398,7 +429,7 @@ pub(super) struct Conn<H> {
     /// The deadline currently in the timer heap for this connection.
     pub(super) deadline: Option<Instant>,
     /// The first failure, reported in the disconnect.
-    pub(super) error: Option<DriverError>,
+    pub(super) error: FirstError,
     /// Sends not handed to `proto` yet (see `EventLoop::hand_over`).
     pub(super) deferred: VecDeque<Outgoing>,
     /// Output bytes counted in the session's `pending` (see `EventLoop::sync_pending`).
@@ -434,7 +465,7 @@ impl<H> Conn<H> {
             read_paused: false,
             dirty: false,
             deadline: None,
-            error: None,
+            error: FirstError::default(),
             deferred: VecDeque::new(),
             reported: 0,
             notify,

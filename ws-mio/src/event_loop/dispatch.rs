@@ -90,7 +90,7 @@ impl<F: Factory> EventLoop<F> {
                         factory_on_error(&*self.factory, Some(conn.peer), &reported)
                     };
                     if let Some(conn) = self.conns.get_mut(key) {
-                        conn.error = Some(reported);
+                        conn.error.set(reported);
                     }
                     returned
                 }
@@ -150,7 +150,7 @@ impl<F: Factory> EventLoop<F> {
         if conn.error.is_some() {
             return;
         }
-        conn.error = Some(DriverError::HandlerPanicked);
+        conn.error.set(DriverError::HandlerPanicked);
         if conn.proto.fail(CloseCode::INTERNAL_ERROR, now).is_ok() {
             conn.closed_by(Closer::Failing);
         }

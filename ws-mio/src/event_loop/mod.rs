@@ -60,7 +60,8 @@ static NEXT_SESSION_ID: AtomicU64 = AtomicU64::new(1);
 /// Settings every loop of a server (or a client's loop) shares.
 #[derive(Debug)]
 pub(crate) struct LoopConfig {
-    pub(crate) protocol: ws_proto::Config,
+    /// Shared by every connection of the loops (one copy, however many connections).
+    pub(crate) protocol: Arc<ws_proto::Config>,
     pub(crate) backpressure: BackpressurePolicy,
     pub(crate) read_buffer_size: usize,
     pub(crate) stop_timeout: Duration,
@@ -170,6 +171,8 @@ pub(crate) struct EventLoop<F: Factory> {
     /// is logged as a warning, the others at debug).
     capacity_refusals: u64,
     dirty: Vec<Key>,
+    /// The `again` or `dirty` list being worked through (both keep their storage).
+    scratch: Vec<Key>,
     local: Vec<Command>,
     had_connection: bool,
 }
@@ -247,6 +250,7 @@ impl<F: Factory> EventLoop<F> {
             accept_failures: 0,
             capacity_refusals: 0,
             dirty: Vec::new(),
+            scratch: Vec::new(),
             local: Vec::new(),
             had_connection: false,
         })
@@ -296,9 +300,12 @@ impl<F: Factory> EventLoop<F> {
                     }
                 }
             }
-            for key in std::mem::take(&mut self.again) {
-                self.drive(key, true, false, true, now);
+            // Through `scratch`, so that both lists keep their storage (no allocation per pass).
+            std::mem::swap(&mut self.again, &mut self.scratch);
+            for i in 0..self.scratch.len() {
+                self.drive(self.scratch[i], true, false, true, now);
             }
+            self.scratch.clear();
             if self.accept_retry.is_some_and(|at| now >= at) {
                 self.accept_retry = None;
                 for index in 0..self.listeners.len() {
@@ -432,7 +439,7 @@ impl<F: Factory> EventLoop<F> {
                 }
                 self.capacity_refusals += 1;
                 // Answered here, on the accepting loop, through the normal output path.
-                let mut protocol = self.config.protocol.clone();
+                let mut protocol = ws_proto::Config::clone(&self.config.protocol);
                 protocol.close_timeout = protocol.close_timeout.min(REFUSED_LINGER);
                 let refused = Connection::refuse(protocol, 503, "too many connections\n", now);
                 self.connections.fetch_add(1, Ordering::AcqRel);
@@ -470,7 +477,7 @@ impl<F: Factory> EventLoop<F> {
             self.connections.fetch_sub(1, Ordering::AcqRel);
             return;
         }
-        let proto = Connection::server(self.config.protocol.clone(), now);
+        let proto = Connection::server(Arc::clone(&self.config.protocol), now);
         self.add_conn(stream, peer, proto, tls);
     }
 
@@ -546,7 +553,7 @@ impl<F: Factory> EventLoop<F> {
         }
         self.connections.fetch_add(1, Ordering::AcqRel);
         // The handshake gets what is left of the connect timeout.
-        let mut protocol = self.config.protocol.clone();
+        let mut protocol = ws_proto::Config::clone(&self.config.protocol);
         protocol.handshake_timeout = Some(deadline.saturating_duration_since(now));
         let proto = Connection::client(protocol, request, now);
         let mut conn = Conn::new(socket, proto, addr, Some(handler), Some(notify));
@@ -644,7 +651,7 @@ impl<F: Factory> EventLoop<F> {
                 factory_on_error(&*self.factory, Some(conn.peer), &error);
             }
             if let Some(conn) = self.conns.get_mut(key) {
-                conn.error = Some(error);
+                conn.error.set(error);
             }
         }
         if let Some(conn) = self.conns.get_mut(key) {

@@ -65,7 +65,7 @@ impl Connection {
         let Phase::Connecting(handshake) = &mut self.phase else {
             return;
         };
-        match handshake {
+        match &mut **handshake {
             Handshake::ServerReading(reader) => {
                 let end = match reader.feed(data) {
                     Ok(None) => return,
@@ -75,7 +75,7 @@ impl Connection {
                 let request = match handshake::parse_request(reader.head(), &limits) {
                     Ok(r) if self.config.plain_http && is_plain_get(&r) => {
                         self.events.push_back(Event::HttpRequest(Box::new(r)));
-                        self.phase = Phase::Connecting(Handshake::ServerHttpPending);
+                        self.phase = Phase::Connecting(Box::new(Handshake::ServerHttpPending));
                         return;
                     }
                     parsed => parsed
@@ -91,7 +91,9 @@ impl Connection {
                         self.early_input.extend_from_slice(&data[end..]);
                         self.events
                             .push_back(Event::Request(Box::new(request.clone())));
-                        self.phase = Phase::Connecting(Handshake::ServerPending(Box::new(request)));
+                        self.phase = Phase::Connecting(Box::new(Handshake::ServerPending(
+                            Box::new(request),
+                        )));
                     }
                     Err(e) => self.handshake_failed(e),
                 }
@@ -191,8 +193,15 @@ impl Connection {
         self.start_close_timer();
     }
 
+    /// Whether an upgrade request waits for [`accept`](Self::accept) or
+    /// [`reject`](Self::reject).
+    fn awaits_answer(&self) -> bool {
+        matches!(&self.phase, Phase::Connecting(h) if matches!(**h, Handshake::ServerPending(_)))
+    }
+
     fn open(&mut self, negotiated: Negotiated) {
         self.phase = Phase::Open;
+        self.out.release_kept_once_drained();
         self.timers.stop(Timer::Handshake);
         if let Some(interval) = self.keepalive_interval() {
             self.timers.start(Timer::Ping, self.now, interval);
@@ -211,12 +220,14 @@ impl Connection {
     ///
     /// Errors: [`AnswerError::NoPendingRequest`] when no [`Event::Request`] waits for an answer.
     pub fn accept(&mut self, accept: super::Accept, now: Instant) -> Result<(), AnswerError> {
-        let request = match std::mem::replace(&mut self.phase, Phase::Open) {
-            Phase::Connecting(Handshake::ServerPending(request)) => request,
-            other => {
-                self.phase = other;
-                return Err(AnswerError::NoPendingRequest);
-            }
+        if !self.awaits_answer() {
+            return Err(AnswerError::NoPendingRequest);
+        }
+        let Phase::Connecting(handshake) = std::mem::replace(&mut self.phase, Phase::Open) else {
+            unreachable!("checked by awaits_answer");
+        };
+        let Handshake::ServerPending(request) = *handshake else {
+            unreachable!("checked by awaits_answer");
         };
         self.advance_clock(now);
         let offered = |p: &String| request.subprotocols.contains(p);
@@ -283,7 +294,7 @@ impl Connection {
     /// assert!(server.pending_output().starts_with(b"HTTP/1.1 403 Forbidden\r\n"));
     /// ```
     pub fn reject(&mut self, status: u16, body: &str, now: Instant) -> Result<(), AnswerError> {
-        if !matches!(self.phase, Phase::Connecting(Handshake::ServerPending(_))) {
+        if !self.awaits_answer() {
             return Err(AnswerError::NoPendingRequest);
         }
         if !(300..=599).contains(&status) {
@@ -318,7 +329,8 @@ impl Connection {
         body: &[u8],
         now: Instant,
     ) -> Result<(), AnswerError> {
-        if !matches!(self.phase, Phase::Connecting(Handshake::ServerHttpPending)) {
+        if !matches!(&self.phase, Phase::Connecting(h) if matches!(**h, Handshake::ServerHttpPending))
+        {
             return Err(AnswerError::NoPendingRequest);
         }
         self.advance_clock(now);

@@ -29,6 +29,7 @@ mod timers;
 
 use std::collections::VecDeque;
 use std::io::IoSlice;
+use std::sync::Arc;
 use std::time::Instant;
 
 use crate::close::CloseFrame;
@@ -46,8 +47,8 @@ use timers::{Timer, TimerTable};
 /// Where the connection is in its life, with the data each stage needs.
 #[derive(Debug)]
 enum Phase {
-    /// The opening handshake (§4).
-    Connecting(Handshake),
+    /// The opening handshake (§4). Boxed: an open connection does not carry its size.
+    Connecting(Box<Handshake>),
     /// Messages flow both ways.
     Open,
     /// We sent a close frame and wait for the peer's (§7.1.2).
@@ -106,7 +107,8 @@ enum Phase {
 #[derive(Debug)]
 pub struct Connection {
     role: Role,
-    config: Config,
+    /// Shared: a driver's connections all use the same settings, and keep one copy of them.
+    config: Arc<Config>,
     phase: Phase,
     /// The latest time an input told us (inputs never move it backwards).
     now: Instant,
@@ -134,6 +136,8 @@ pub struct Connection {
 
 impl Connection {
     /// A server connection for a freshly accepted socket. `now` starts the handshake timer.
+    /// `config` is a [`Config`], or an `Arc<Config>` that many connections share (a driver
+    /// keeps one copy of its settings instead of one per connection).
     ///
     /// ```
     /// use std::time::Instant;
@@ -141,7 +145,8 @@ impl Connection {
     /// let server = Connection::server(Config::default(), Instant::now());
     /// assert_eq!(server.state(), State::Connecting);
     /// ```
-    pub fn server(config: Config, now: Instant) -> Connection {
+    pub fn server(config: impl Into<Arc<Config>>, now: Instant) -> Connection {
+        let config = config.into();
         let handshake = Handshake::server(&config);
         Connection::new(Role::Server, config, handshake, now)
     }
@@ -156,7 +161,12 @@ impl Connection {
     /// let client = Connection::client(Config::default(), ClientRequest::new("localhost", "/"), Instant::now());
     /// assert!(client.pending_output().starts_with(b"GET / HTTP/1.1\r\n"));
     /// ```
-    pub fn client(config: Config, request: ClientRequest, now: Instant) -> Connection {
+    pub fn client(
+        config: impl Into<Arc<Config>>,
+        request: ClientRequest,
+        now: Instant,
+    ) -> Connection {
+        let config = config.into();
         let (handshake, bytes) = Handshake::client(&config, &request);
         let mut conn = Connection::new(Role::Client, config, handshake, now);
         conn.out.push_vec(bytes);
@@ -175,7 +185,12 @@ impl Connection {
     /// assert!(refused.pending_output().starts_with(b"HTTP/1.1 503 Service Unavailable\r\n"));
     /// assert!(!refused.should_shutdown()); // the response is not written yet
     /// ```
-    pub fn refuse(config: Config, status: u16, body: &str, now: Instant) -> Connection {
+    pub fn refuse(
+        config: impl Into<Arc<Config>>,
+        status: u16,
+        body: &str,
+        now: Instant,
+    ) -> Connection {
         let mut conn = Connection::server(config, now);
         let status = if (300..=599).contains(&status) {
             status
@@ -188,7 +203,7 @@ impl Connection {
         conn
     }
 
-    fn new(role: Role, config: Config, handshake: Handshake, now: Instant) -> Connection {
+    fn new(role: Role, config: Arc<Config>, handshake: Handshake, now: Instant) -> Connection {
         let mut timers = TimerTable::default();
         if let Some(timeout) = config.handshake_timeout {
             timers.start(Timer::Handshake, now, timeout);
@@ -196,7 +211,7 @@ impl Connection {
         Connection {
             role,
             config,
-            phase: Phase::Connecting(handshake),
+            phase: Phase::Connecting(Box::new(handshake)),
             now,
             timers,
             early_input: Vec::new(),
@@ -276,7 +291,12 @@ impl Connection {
                 return Some(self.apply_ending(deferred.ending));
             }
         }
-        self.events.pop_front()
+        let event = self.events.pop_front();
+        if matches!(event, Some(Event::Open(_))) && self.events.is_empty() {
+            // The handshake's events are over: an idle connection keeps no event storage.
+            self.events = VecDeque::new();
+        }
+        event
     }
 
     /// Bytes to write to the transport now (the front of the output queue; empty when there is

@@ -198,7 +198,7 @@ impl Connection {
             return None;
         }
         let (payload, rest) = data.split_at(len);
-        let mut buf = Vec::with_capacity(len);
+        let mut buf = self.out.message_buffer(len);
         match header.mask {
             Some(key) => {
                 extend_masked(&mut buf, payload, key, 0);
@@ -298,7 +298,7 @@ impl Connection {
                 if m.buf.capacity() == 0 {
                     // A new message: one allocation of the right size, without `reserve`'s
                     // growth path (a measurable share of a small message's cost).
-                    m.buf = Vec::with_capacity(additional);
+                    m.buf = self.out.message_buffer(additional);
                 } else {
                     m.buf.reserve(additional);
                 }

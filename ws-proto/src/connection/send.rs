@@ -222,9 +222,27 @@ impl Connection {
                 self.queue_header_and_copy(header, chunk);
                 first = false;
             }
+            self.out.keep(payload);
             return Ok(());
         }
         // Large: the payload buffer itself goes into the queue (masked in place on a client).
+        if payload.len() <= fragment {
+            let mask = self.next_mask();
+            if let Some(key) = mask {
+                apply_mask(&mut payload, key, 0);
+            }
+            let header = FrameHeader {
+                fin: true,
+                rsv,
+                opcode,
+                mask,
+                payload_len: payload.len() as u64,
+            };
+            let (bytes, n) = header.encode();
+            self.out.push_slice(&bytes[..n]);
+            self.out.push_vec(payload);
+            return Ok(());
+        }
         let frames = payload.len().div_ceil(fragment);
         let mut headers = Vec::with_capacity(frames);
         for (i, start) in (0..payload.len()).step_by(fragment).enumerate() {
@@ -241,18 +259,12 @@ impl Connection {
                 payload_len: (end - start) as u64,
             });
         }
-        if frames == 1 {
-            let (bytes, n) = headers[0].encode();
+        let shared = Arc::new(payload);
+        for (header, start) in headers.iter().zip((0..shared.len()).step_by(fragment)) {
+            let (bytes, n) = header.encode();
             self.out.push_slice(&bytes[..n]);
-            self.out.push_vec(payload);
-        } else {
-            let shared = Arc::new(payload);
-            for (header, start) in headers.iter().zip((0..shared.len()).step_by(fragment)) {
-                let (bytes, n) = header.encode();
-                self.out.push_slice(&bytes[..n]);
-                self.out
-                    .push_shared(&shared, start, start + header.payload_len as usize);
-            }
+            self.out
+                .push_shared(&shared, start, start + header.payload_len as usize);
         }
         Ok(())
     }
