@@ -221,7 +221,43 @@ struct Results {
     charts: Vec<(String, BarChart)>,
 }
 
+/// `ws-bench load ADDR CONNECTIONS PAYLOAD IN_FLIGHT SECONDS [PID]`: the echo load generator
+/// alone, against any server already running (PID: its CPU time per message is shown too).
+fn load_only(args: &[String]) -> Result<(), String> {
+    let [addr, connections, payload, in_flight, secs, rest @ ..] = args else {
+        return Err("usage: ws-bench load ADDR CONNECTIONS PAYLOAD IN_FLIGHT SECONDS [PID]".into());
+    };
+    let number = |s: &str| s.parse::<usize>().map_err(|e| format!("{s:?}: {e}"));
+    let addr: SocketAddr = addr.parse().map_err(|e| format!("{addr:?}: {e}"))?;
+    let cell = EchoCell {
+        connections: number(connections)?,
+        payload: number(payload)?,
+        in_flight: number(in_flight)?,
+    };
+    let pid = rest.first().map(|p| number(p)).transpose()?;
+    let mut probe = || pid.map_or(0.0, |pid| process_cpu_seconds(pid as u32));
+    let measure = Duration::from_secs_f64(secs.parse().map_err(|e| format!("{secs:?}: {e}"))?);
+    let sample = echo_load::run(addr, cell, Duration::from_millis(500), measure, &mut probe)
+        .map_err(|e| e.to_string())?;
+    println!(
+        "{:.0} msg/s, p50 {:.1} µs, p99 {:.1} µs, server CPU {:.2} µs/msg",
+        sample.messages_per_sec(),
+        sample.round_trip_us(0.5),
+        sample.round_trip_us(0.99),
+        sample.probe / sample.messages.max(1) as f64 * 1e6
+    );
+    Ok(())
+}
+
 fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("load") {
+        if let Err(e) = load_only(&args[1..]) {
+            eprintln!("ws-bench load: {e}");
+            std::process::exit(2);
+        }
+        return;
+    }
     let options = parse_args().unwrap_or_else(|e| {
         eprintln!("ws-bench: {e}\n{USAGE}");
         std::process::exit(2);
