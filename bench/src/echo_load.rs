@@ -63,10 +63,79 @@ struct Client {
     stream: TcpStream,
     /// Bytes queued and not yet written: whole frames, the first possibly part-written.
     unsent: usize,
-    /// How far into the expected echo the bytes received so far reach.
-    matched: usize,
+    /// The echo being received: frame by frame, each payload byte checked as it comes.
+    echo: EchoReader,
     /// When each outstanding message was queued, oldest first.
     sent_at: VecDeque<Instant>,
+}
+
+/// Checks an echo as it arrives, in whatever frames the server chose (RFC 6455 lets it
+/// fragment a message): the first frame binary, the others continuations, the last with FIN,
+/// the payloads together equal to what was sent.
+#[derive(Default)]
+struct EchoReader {
+    /// A frame header being read (at most 10 bytes: servers do not mask).
+    header: Vec<u8>,
+    /// Payload bytes left in the current frame, and whether it is the message's last.
+    frame_left: usize,
+    frame_fin: bool,
+    in_frame: bool,
+    /// How much of the message's payload has been checked.
+    matched: usize,
+}
+
+impl EchoReader {
+    /// Consumes `data`; returns how many whole echoes it completed.
+    fn feed(&mut self, mut data: &[u8], payload: &[u8]) -> Result<usize, LoadError> {
+        let mut done = 0;
+        while !data.is_empty() {
+            if !self.in_frame {
+                let take = (10 - self.header.len()).min(data.len());
+                self.header.extend_from_slice(&data[..take]);
+                let Some((opcode, header_len, len)) = wire::parse_server_header(&self.header)
+                else {
+                    data = &data[take..];
+                    continue;
+                };
+                let expected_opcode = if self.matched == 0 { OP_BINARY } else { 0 };
+                if opcode != expected_opcode || self.header[1] & 0x80 != 0 {
+                    return Err(LoadError::Mismatch {
+                        offset: self.matched,
+                    });
+                }
+                // Give back what was read past the header.
+                let used = take - (self.header.len() - header_len);
+                data = &data[used..];
+                self.frame_fin = self.header[0] & 0x80 != 0;
+                self.frame_left = len;
+                self.in_frame = true;
+                self.header.clear();
+            }
+            let take = self.frame_left.min(data.len());
+            let end = self.matched + take;
+            if end > payload.len() || data[..take] != payload[self.matched..end] {
+                return Err(LoadError::Mismatch {
+                    offset: self.matched,
+                });
+            }
+            self.matched = end;
+            self.frame_left -= take;
+            data = &data[take..];
+            if self.frame_left == 0 {
+                self.in_frame = false;
+                if self.frame_fin {
+                    if self.matched != payload.len() {
+                        return Err(LoadError::Mismatch {
+                            offset: self.matched,
+                        });
+                    }
+                    self.matched = 0;
+                    done += 1;
+                }
+            }
+        }
+        Ok(done)
+    }
 }
 
 /// Runs `cell` against the echo server at `addr` (path `/`): connects every client, warms up
@@ -81,7 +150,6 @@ pub fn run(
 ) -> Result<EchoSample, LoadError> {
     let payload: Vec<u8> = (0..cell.payload).map(|i| (i * 31 + 7) as u8).collect();
     let frame = wire::client_frame(OP_BINARY, &payload, [0x5a, 0x13, 0xc7, 0x81]);
-    let expected = wire::server_frame(OP_BINARY, &payload);
     // `in_flight` frames back to back: any run of queued frames is one slice of it.
     let batch = frame.repeat(cell.in_flight);
 
@@ -98,7 +166,7 @@ pub fn run(
         clients.push(Client {
             stream,
             unsent: 0,
-            matched: 0,
+            echo: EchoReader::default(),
             sent_at: VecDeque::with_capacity(cell.in_flight),
         });
     }
@@ -154,20 +222,8 @@ pub fn run(
                         Err(e) => return Err(e.into()),
                     };
                     let now = Instant::now();
-                    let mut data = &buf[..n];
-                    while !data.is_empty() {
-                        let take = (expected.len() - client.matched).min(data.len());
-                        if data[..take] != expected[client.matched..client.matched + take] {
-                            return Err(LoadError::Mismatch {
-                                offset: client.matched,
-                            });
-                        }
-                        client.matched += take;
-                        data = &data[take..];
-                        if client.matched < expected.len() {
-                            continue;
-                        }
-                        client.matched = 0;
+                    let completed = client.echo.feed(&buf[..n], &payload)?;
+                    for _ in 0..completed {
                         let sent = client.sent_at.pop_front().ok_or(LoadError::Unexpected)?;
                         outstanding -= 1;
                         if now >= measure_from && now < measure_until {
@@ -216,4 +272,37 @@ fn flush(client: &mut Client, batch: &[u8], frame_len: usize) -> Result<(), Load
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn echoes_are_checked_across_frames_and_reads() {
+        let payload: Vec<u8> = (0..300u32).map(|i| i as u8).collect();
+        // One frame, then the same message in three fragments, fed one byte at a time.
+        let mut wire_bytes = wire::server_frame(OP_BINARY, &payload);
+        for (i, part) in payload.chunks(100).enumerate() {
+            let mut frame = wire::server_frame(if i == 0 { OP_BINARY } else { 0 }, part);
+            if i < 2 {
+                frame[0] &= 0x7f; // not FIN
+            }
+            wire_bytes.extend_from_slice(&frame);
+        }
+        let mut reader = EchoReader::default();
+        let done: usize = wire_bytes
+            .iter()
+            .map(|b| reader.feed(std::slice::from_ref(b), &payload).unwrap())
+            .sum();
+        assert_eq!(done, 2);
+        // A changed byte, a wrong opcode, a short message: each is a mismatch.
+        let mut bad = wire::server_frame(OP_BINARY, &payload);
+        bad[50] ^= 1;
+        assert!(EchoReader::default().feed(&bad, &payload).is_err());
+        let text = wire::server_frame(0x1, &payload);
+        assert!(EchoReader::default().feed(&text, &payload).is_err());
+        let short = wire::server_frame(OP_BINARY, &payload[..299]);
+        assert!(EchoReader::default().feed(&short, &payload).is_err());
+    }
 }
