@@ -16,7 +16,7 @@
 //!   connection goes to every connected client, the sender included, as one binary message
 //!   `"<peer ip:port>: <message>"`. The room is the pattern of tokio-tungstenite's
 //!   `examples/server.rs`: a shared map from each client's address to the sending end of an
-//!   unbounded channel ([`ChatRoom`]), and in each connection's task a future that forwards
+//!   unbounded channel (`ChatRoom`), and in each connection's task a future that forwards
 //!   what arrives on that channel to the socket, beside the one that reads the socket.
 //!
 //! Two things are the same for every peer and are not in the libraries' examples: each
