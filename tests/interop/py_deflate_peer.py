@@ -144,18 +144,34 @@ def try_old_tls(url, ca):
 
 
 def flood(url, tls, compression, count, size):
+    # asyncio, not the sync client: the sync client holds its protocol lock while a send
+    # blocks, so its reader cannot take the replies in the meantime. Once the server stops
+    # reading (its output to us is full) that is a deadlock of the client's own making.
+    import asyncio
+    from websockets.asyncio.client import connect as connect_async
+
     extensions = [ClientPerMessageDeflateFactory()] if compression else []
     messages = [bytes([i % 251]) * size for i in range(count)]
-    with connect(url, compression=None, extensions=extensions, max_size=None, ssl=tls) as ws:
-        sender = threading.Thread(target=lambda: [ws.send(m) for m in messages], daemon=True)
-        sender.start()
-        threading.Event().wait(2)
-        for i, message in enumerate(messages):
-            if ws.recv(timeout=30) != message:
-                say("flood mismatch %d" % i)
-                return
-        sender.join(30)
-        say("flood ok %d" % count)
+
+    async def run():
+        async with connect_async(
+            url, compression=None, extensions=extensions, max_size=None, ssl=tls
+        ) as ws:
+
+            async def send_all():
+                for m in messages:
+                    await ws.send(m)
+
+            sender = asyncio.create_task(send_all())
+            await asyncio.sleep(2)
+            for i, message in enumerate(messages):
+                if await asyncio.wait_for(ws.recv(), 30) != message:
+                    say("flood mismatch %d" % i)
+                    return
+            await asyncio.wait_for(sender, 30)
+            say("flood ok %d" % count)
+
+    asyncio.run(run())
 
 
 def main():

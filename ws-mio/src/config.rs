@@ -41,7 +41,9 @@ pub struct ServerConfig {
     /// Protocol limits and timeouts of every connection (see [`ws_proto::Config`]); its
     /// `max_buffered_output` (default 1 MiB) is the per-connection outgoing buffer limit.
     pub protocol: ws_proto::Config,
-    /// Event-loop threads; 0 means one per available core. Default 0.
+    /// Event loops, and threads to run them; 0 means one per available core. Default 0.
+    /// On Unix a thread takes turns of any loop with work, and the threads beyond the first
+    /// wake only when there is work for them (see [`Server`](crate::Server)).
     pub threads: usize,
     /// Connections beyond this are answered `503 Service Unavailable` and closed. Default 10 000.
     pub max_connections: usize,

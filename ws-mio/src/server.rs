@@ -19,8 +19,10 @@ use crate::session::{next_loop_id, Command, LoopHandle};
 ///
 /// Loop 0 owns the listening socket and hands accepted sockets round-robin to every loop
 /// (itself included) through their command channels; each loop then owns its connections for
-/// their whole life, so no connection state is ever shared between threads. One loop per core
-/// by default.
+/// their whole life, and one thread at a time runs a loop, so no connection state is ever
+/// shared between threads. One loop per core by default, and as many threads. On Unix the
+/// threads take turns of whichever loops have work (leader/followers): under light load one
+/// thread serves every loop instead of each loop being woken for each message.
 ///
 /// ```
 /// use ws_mio::{Handler, Message, Server, ServerConfig, Session};
@@ -93,7 +95,7 @@ impl Server {
             #[cfg(not(feature = "tls"))]
             tls: None,
         });
-        let mut handles = Vec::with_capacity(threads);
+        let mut event_loops = Vec::with_capacity(threads);
         for (index, (poll, rx)) in polls.into_iter().enumerate() {
             let parts = LoopParts {
                 handle: Arc::clone(&loops[index]),
@@ -102,12 +104,9 @@ impl Server {
                 listener: listener.take(),
                 connections: Arc::clone(&connections),
             };
-            let event_loop = EventLoop::new(poll, rx, parts)?;
-            let thread = std::thread::Builder::new()
-                .name(format!("ws-mio-{index}"))
-                .spawn(move || event_loop.run())?;
-            handles.push(thread);
+            event_loops.push(EventLoop::new(poll, rx, parts)?);
         }
+        let handles = spawn_threads(event_loops)?;
         debug!("listening on {local_addr}: event loops={threads}");
         Ok(Server {
             local_addr,
@@ -251,6 +250,36 @@ impl Server {
             let _ = thread.join();
         }
     }
+}
+
+/// Starts the threads that serve the loops: a crew sharing them (Unix; see
+/// [`crew`](crate::event_loop::crew)), else a thread per loop.
+#[cfg(unix)]
+fn spawn_threads<F: Factory>(event_loops: Vec<EventLoop<F>>) -> io::Result<Vec<JoinHandle<()>>> {
+    let threads = event_loops.len();
+    let crew = crate::event_loop::crew::Crew::new(event_loops)?;
+    (0..threads)
+        .map(|index| {
+            let crew = Arc::clone(&crew);
+            std::thread::Builder::new()
+                .name(format!("ws-mio-{index}"))
+                .spawn(move || crew.serve(index))
+        })
+        .collect()
+}
+
+/// Starts the threads that serve the loops: a thread per loop.
+#[cfg(not(unix))]
+fn spawn_threads<F: Factory>(event_loops: Vec<EventLoop<F>>) -> io::Result<Vec<JoinHandle<()>>> {
+    event_loops
+        .into_iter()
+        .enumerate()
+        .map(|(index, event_loop)| {
+            std::thread::Builder::new()
+                .name(format!("ws-mio-{index}"))
+                .spawn(move || event_loop.run())
+        })
+        .collect()
 }
 
 impl Drop for Server {

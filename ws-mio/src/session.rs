@@ -125,9 +125,16 @@ impl LoopHandle {
         }
     }
 
-    /// Marks the current thread as running loop `id`.
+    /// Marks the current thread as running loop `id` (a crew thread takes turns of several
+    /// loops; each turn leaves the list empty). The list keeps its storage.
     pub(crate) fn enter(id: usize) {
-        LOCAL.with(|local| *local.borrow_mut() = Some((id, Vec::new())));
+        LOCAL.with(|local| match &mut *local.borrow_mut() {
+            Some((current, queue)) => {
+                debug_assert!(queue.is_empty(), "a turn left commands behind");
+                *current = id;
+            }
+            empty => *empty = Some((id, Vec::new())),
+        });
     }
 
     /// Takes the commands posted from callbacks on this thread.

@@ -9,6 +9,8 @@
 
 mod commands;
 mod conn;
+#[cfg(unix)]
+pub(crate) mod crew;
 mod dispatch;
 
 use std::io;
@@ -256,82 +258,108 @@ impl<F: Factory> EventLoop<F> {
         })
     }
 
+    /// Runs the loop on the calling thread until it finishes (a client's loop; a server's
+    /// loops are served by a [`crew::Crew`] where the platform allows).
     pub(crate) fn run(mut self) {
         LoopHandle::enter(self.id);
         let mut events = Events::with_capacity(1024);
         loop {
-            let now = Instant::now();
-            let mut deadline = self.timers.next_deadline();
-            for other in [self.stop_deadline, self.accept_retry]
-                .into_iter()
-                .flatten()
-            {
-                deadline = Some(deadline.map_or(other, |d| d.min(other)));
-            }
-            let timeout = if self.again.is_empty() {
-                deadline.map(|d| d.saturating_duration_since(now))
-            } else {
-                Some(Duration::ZERO)
-            };
-            if let Err(e) = self.poll.poll(&mut events, timeout) {
-                if e.kind() == io::ErrorKind::Interrupted {
-                    continue;
-                }
-                error!("event loop {} stopped: poll failed: {e}", self.id);
-                factory_on_error(&*self.factory, None, &DriverError::from(e));
-                break;
-            }
-            let now = Instant::now();
-            for event in events.iter() {
-                match event.token() {
-                    WAKER => self.drain_commands(now),
-                    Token(t) if FIRST_LISTENER - t < self.listeners.len() => {
-                        self.accept(FIRST_LISTENER - t, now)
-                    }
-                    Token(index) => {
-                        if let Some(key) = self.conns.key_at(index) {
-                            let readable =
-                                event.is_readable() || event.is_read_closed() || event.is_error();
-                            let writable = event.is_writable() || event.is_write_closed();
-                            // An end of stream or error must be read to be seen.
-                            let drain = event.is_read_closed() || event.is_error();
-                            self.drive(key, readable, writable, drain, now);
-                        }
-                    }
-                }
-            }
-            // Through `scratch`, so that both lists keep their storage (no allocation per pass).
-            std::mem::swap(&mut self.again, &mut self.scratch);
-            for i in 0..self.scratch.len() {
-                self.drive(self.scratch[i], true, false, true, now);
-            }
-            self.scratch.clear();
-            if self.accept_retry.is_some_and(|at| now >= at) {
-                self.accept_retry = None;
-                for index in 0..self.listeners.len() {
-                    self.accept(index, now);
-                }
-            }
-            self.run_timers(now);
-            self.flush_dirty(now);
-            if let Some(stop) = self.stop_deadline {
-                if self.conns.len() == 0 {
-                    break;
-                }
-                if now >= stop {
-                    for key in self.conns.keys() {
-                        if let Some(conn) = self.conns.get_mut(key) {
-                            conn.error.get_or_insert(DriverError::Shutdown);
-                        }
-                        self.remove(key);
-                    }
-                    break;
-                }
-            }
-            if self.config.exit_when_idle && self.had_connection && self.conns.len() == 0 {
+            let timeout = self
+                .next_turn()
+                .map(|at| at.saturating_duration_since(Instant::now()));
+            if !self.turn(&mut events, timeout) {
                 break;
             }
         }
+    }
+
+    /// When the loop needs its next turn even if no I/O comes: its earliest timer, the end of
+    /// a stop, an accept retry, or now when connections wait to be read again. `None`: only
+    /// I/O (or a command) will need it.
+    pub(crate) fn next_turn(&self) -> Option<Instant> {
+        if !self.again.is_empty() {
+            return Some(Instant::now());
+        }
+        let mut deadline = self.timers.next_deadline();
+        for other in [self.stop_deadline, self.accept_retry]
+            .into_iter()
+            .flatten()
+        {
+            deadline = Some(deadline.map_or(other, |d| d.min(other)));
+        }
+        deadline
+    }
+
+    /// One turn: waits up to `timeout` for I/O (`Some(ZERO)`: takes only what is ready; `None`:
+    /// waits for as long as it takes), handles it, runs the due timers and writes what the
+    /// turn produced. Returns false once the loop has finished (stopped, or a client's loop
+    /// whose connection ended).
+    pub(crate) fn turn(&mut self, events: &mut Events, timeout: Option<Duration>) -> bool {
+        if let Err(e) = self.poll.poll(events, timeout) {
+            if e.kind() == io::ErrorKind::Interrupted {
+                return true;
+            }
+            error!("event loop {} stopped: poll failed: {e}", self.id);
+            factory_on_error(&*self.factory, None, &DriverError::from(e));
+            return false;
+        }
+        let now = Instant::now();
+        for event in events.iter() {
+            match event.token() {
+                WAKER => self.drain_commands(now),
+                Token(t) if FIRST_LISTENER - t < self.listeners.len() => {
+                    self.accept(FIRST_LISTENER - t, now)
+                }
+                Token(index) => {
+                    if let Some(key) = self.conns.key_at(index) {
+                        let readable =
+                            event.is_readable() || event.is_read_closed() || event.is_error();
+                        let writable = event.is_writable() || event.is_write_closed();
+                        // An end of stream or error must be read to be seen.
+                        let drain = event.is_read_closed() || event.is_error();
+                        self.drive(key, readable, writable, drain, now);
+                    }
+                }
+            }
+        }
+        // Through `scratch`, so that both lists keep their storage (no allocation per pass).
+        std::mem::swap(&mut self.again, &mut self.scratch);
+        for i in 0..self.scratch.len() {
+            self.drive(self.scratch[i], true, false, true, now);
+        }
+        self.scratch.clear();
+        if self.accept_retry.is_some_and(|at| now >= at) {
+            self.accept_retry = None;
+            for index in 0..self.listeners.len() {
+                self.accept(index, now);
+            }
+        }
+        self.run_timers(now);
+        self.flush_dirty(now);
+        // Nothing posted on this thread may wait past the turn: a crew thread's next turn
+        // may be another loop's.
+        self.apply_local(now);
+        self.flush_dirty(now);
+        if let Some(stop) = self.stop_deadline {
+            if self.conns.len() == 0 {
+                return false;
+            }
+            if now >= stop {
+                for key in self.conns.keys() {
+                    if let Some(conn) = self.conns.get_mut(key) {
+                        conn.error.get_or_insert(DriverError::Shutdown);
+                    }
+                    self.remove(key);
+                }
+                return false;
+            }
+        }
+        !(self.config.exit_when_idle && self.had_connection && self.conns.len() == 0)
+    }
+
+    /// The loop's id (unique in the process): what [`LoopHandle::enter`] marks a thread with.
+    pub(crate) fn id(&self) -> usize {
+        self.id
     }
 
     // ----------------------------------------------------------------------------------------
