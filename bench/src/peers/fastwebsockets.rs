@@ -30,7 +30,6 @@ use ::fastwebsockets::{
     FragmentCollector, FragmentCollectorRead, Frame, OpCode, Payload, WebSocket, WebSocketError,
 };
 use bytes::Bytes;
-use futures_util::future::{self, Either};
 use http_body_util::Empty;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
@@ -157,16 +156,8 @@ async fn chat(upgraded: UpgradeFut, client: SocketAddr, room: Room) -> Result<()
         }
     };
 
-    let result = match future::select(
-        std::pin::pin!(broadcast_from_client),
-        std::pin::pin!(forward_to_client),
-    )
-    .await
-    {
-        Either::Left((result, _)) | Either::Right((result, _)) => result,
-    };
-    room.leave(client);
-    result
+    room.serve_member(client, broadcast_from_client, forward_to_client)
+        .await
 }
 
 /// Whether a fastwebsockets error only says that the client went away.

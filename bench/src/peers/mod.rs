@@ -350,6 +350,23 @@ impl<M: Clone> ChatRoom<M> {
         self.lock().remove(&address);
     }
 
+    /// Runs a member's two halves, reading its socket into the room and forwarding the room
+    /// to its socket, until either ends; then the member at `address` leaves the room.
+    async fn serve_member<E>(
+        &self,
+        address: SocketAddr,
+        reading: impl std::future::Future<Output = Result<(), E>>,
+        forwarding: impl std::future::Future<Output = Result<(), E>>,
+    ) -> Result<(), E> {
+        use futures_util::future::{self, Either};
+        let result = match future::select(std::pin::pin!(reading), std::pin::pin!(forwarding)).await
+        {
+            Either::Left((result, _)) | Either::Right((result, _)) => result,
+        };
+        self.leave(address);
+        result
+    }
+
     /// Queues a clone of `message` for every member, the sender included. A member whose
     /// connection has already ended (its receiver is gone) is skipped; it leaves the room itself.
     fn broadcast(&self, message: M) {

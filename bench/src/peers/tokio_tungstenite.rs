@@ -19,7 +19,7 @@
 use std::convert::Infallible;
 use std::net::SocketAddr;
 
-use futures_util::future::{self, Either};
+use futures_util::future;
 use futures_util::stream::{self, StreamExt, TryStreamExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
@@ -85,16 +85,8 @@ async fn chat(stream: TcpStream, client: SocketAddr, room: Room) -> Result<(), E
         .map(Ok)
         .forward(outgoing);
 
-    let result = match future::select(
-        std::pin::pin!(broadcast_from_client),
-        std::pin::pin!(forward_to_client),
-    )
-    .await
-    {
-        Either::Left((result, _)) | Either::Right((result, _)) => result,
-    };
-    room.leave(client);
-    result
+    room.serve_member(client, broadcast_from_client, forward_to_client)
+        .await
 }
 
 /// Whether a tungstenite error only says that the client went away or closed the connection

@@ -19,7 +19,7 @@
 use std::convert::Infallible;
 use std::net::SocketAddr;
 
-use futures_util::future::{self, Either};
+use futures_util::future;
 use futures_util::stream::{self, StreamExt, TryStreamExt};
 use futures_util::SinkExt;
 use tokio::net::{TcpListener, TcpStream};
@@ -97,16 +97,8 @@ async fn chat(stream: TcpStream, client: SocketAddr, room: Room) -> Result<(), E
         .map(Ok)
         .forward(outgoing);
 
-    let result = match future::select(
-        std::pin::pin!(broadcast_from_client),
-        std::pin::pin!(forward_to_client),
-    )
-    .await
-    {
-        Either::Left((result, _)) | Either::Right((result, _)) => result,
-    };
-    room.leave(client);
-    result
+    room.serve_member(client, broadcast_from_client, forward_to_client)
+        .await
 }
 
 /// Whether a tokio-websockets error only says that the client went away or closed the

@@ -6,12 +6,13 @@
 //! thread of the crew may take a turn of any loop, one thread per loop at a time.
 //!
 //! Every loop's poller is registered in one more poller, the crew's. One thread at a time,
-//! the leader, waits on it; the others sleep. When the leader wakes, it takes a turn of a
-//! loop that has events itself, and wakes a sleeping thread only when another loop has events
-//! too (work for two). So under light load one thread serves every loop and finds the next
-//! message already waiting when it looks, instead of every loop sleeping and being woken for
-//! each message. Under heavy load every thread is busy, each with its own loop: the same
-//! parallelism as a thread per loop. This is the leader/followers pattern (Schmidt et al.,
+//! the leader, waits on it; the others sleep. When the leader wakes, it takes the turns of
+//! the loops that have events itself. It wakes a sleeping thread for another waiting loop
+//! only when the crew has had work without a pause for longer than a wake-up takes (both
+//! measured as it runs): a crew that still pauses keeps up. So under light load one thread
+//! serves every loop and finds the next message already waiting when it looks, instead of
+//! every loop sleeping and being woken for each message. Under heavy load every thread is
+//! busy, each with its own loop: the same parallelism as a thread per loop. This is the leader/followers pattern (Schmidt et al.,
 //! *Pattern-Oriented Software Architecture*, vol. 2); tokio's scheduler works the same way
 //! with its I/O driver.
 //!
@@ -56,7 +57,8 @@ pub(crate) struct Crew<F: Factory> {
     slots: Vec<Slot<F>>,
     /// The poller every loop's poller is registered in; whoever holds it is the leader.
     leader: Mutex<(Poll, Events)>,
-    /// Wakes the leader when the last loop finishes.
+    /// Wakes the leader: when a turn needs it sooner than it planned to wake, and when the
+    /// last loop finishes.
     waker: Waker,
     /// Threads sleeping as followers, and their bell.
     sleepers: Mutex<usize>,

@@ -116,15 +116,19 @@ impl PreparedMessage {
 impl Connection {
     /// Queues one complete frame whose payload is copied (control frames, small messages).
     pub(super) fn queue_frame(&mut self, opcode: OpCode, rsv: u8, payload: &[u8]) {
-        let mask = self.next_mask();
-        let header = FrameHeader {
+        let header = self.whole_frame_header(opcode, rsv, payload.len());
+        self.queue_header_and_copy(header, payload);
+    }
+
+    /// The header of a whole frame (FIN set) of `len` bytes, with a fresh mask on a client.
+    fn whole_frame_header(&mut self, opcode: OpCode, rsv: u8, len: usize) -> FrameHeader {
+        FrameHeader {
             fin: true,
             rsv,
             opcode,
-            mask,
-            payload_len: payload.len() as u64,
-        };
-        self.queue_header_and_copy(header, payload);
+            mask: self.next_mask(),
+            payload_len: len as u64,
+        }
     }
 
     pub(super) fn queue_header_and_copy(&mut self, header: FrameHeader, payload: &[u8]) {
@@ -227,17 +231,10 @@ impl Connection {
         }
         // Large: the payload buffer itself goes into the queue (masked in place on a client).
         if payload.len() <= fragment {
-            let mask = self.next_mask();
-            if let Some(key) = mask {
+            let header = self.whole_frame_header(opcode, rsv, payload.len());
+            if let Some(key) = header.mask {
                 apply_mask(&mut payload, key, 0);
             }
-            let header = FrameHeader {
-                fin: true,
-                rsv,
-                opcode,
-                mask,
-                payload_len: payload.len() as u64,
-            };
             let (bytes, n) = header.encode();
             self.out.push_slice(&bytes[..n]);
             self.out.push_vec(payload);
