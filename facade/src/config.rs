@@ -57,7 +57,7 @@ pub struct ServerConfig {
     /// dropped NAT mapping) leaves the room within 40 s. `None` leaves keepalive to clients. A
     /// zero interval is refused ([`ConfigError::PingInterval`]).
     pub ping_interval: Option<Duration>,
-    /// Event-loop threads; 0 means one per core.
+    /// Event loops, and threads to run them; 0 means one per core.
     pub threads: usize,
     /// Subprotocols supported, in order of preference.
     pub subprotocols: Vec<String>,

@@ -300,7 +300,8 @@ impl Factory for Bridge {
 }
 
 /// One participant: its announced name and path until it opens, then its session. Its
-/// callbacks run on the connection's loop thread and take no lock per message.
+/// callbacks run on the connection's event loop (one thread at a time) and take no lock per
+/// message.
 struct Member {
     inner: Arc<Inner>,
     name: String,
