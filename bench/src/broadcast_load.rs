@@ -25,11 +25,7 @@ pub struct BroadcastSample {
 impl BroadcastSample {
     /// The `q` quantile, in milliseconds.
     pub fn until_last_ms(&self, q: f64) -> f64 {
-        if self.until_last.is_empty() {
-            return f64::NAN;
-        }
-        let i = ((self.until_last.len() - 1) as f64 * q).round() as usize;
-        self.until_last[i] as f64 / 1e6
+        crate::report::quantile(&self.until_last, q, 1e6)
     }
 }
 

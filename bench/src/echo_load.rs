@@ -51,11 +51,7 @@ impl EchoSample {
 
     /// The `q` quantile of the round trips (0.5: median), in microseconds.
     pub fn round_trip_us(&self, q: f64) -> f64 {
-        if self.round_trips.is_empty() {
-            return f64::NAN;
-        }
-        let i = ((self.round_trips.len() - 1) as f64 * q).round() as usize;
-        self.round_trips[i] as f64 / 1000.0
+        crate::report::quantile(&self.round_trips, q, 1e3)
     }
 }
 

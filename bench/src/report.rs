@@ -12,6 +12,16 @@ pub fn size_label(bytes: usize) -> String {
     }
 }
 
+/// The `q` quantile (0.5: the median) of sorted nanosecond samples, in `unit` nanoseconds
+/// (1e3: µs, 1e6: ms); NaN when there are none.
+pub fn quantile(sorted_ns: &[u64], q: f64, unit: f64) -> f64 {
+    if sorted_ns.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((sorted_ns.len() - 1) as f64 * q).round() as usize;
+    sorted_ns[i] as f64 / unit
+}
+
 /// The median of some values (NaN when there are none).
 pub fn median(values: &[f64]) -> f64 {
     let mut v: Vec<f64> = values.iter().copied().filter(|x| !x.is_nan()).collect();
@@ -197,6 +207,9 @@ mod tests {
         assert_eq!(size_label(20), "20 B");
         assert_eq!(size_label(16 << 10), "16 KiB");
         assert_eq!(size_label(1 << 20), "1 MiB");
+        assert_eq!(quantile(&[1000, 2000, 3000], 0.5, 1e3), 2.0);
+        assert_eq!(quantile(&[1000, 2000, 3000], 1.0, 1e3), 3.0);
+        assert!(quantile(&[], 0.5, 1.0).is_nan());
         assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
         assert_eq!(median(&[4.0, 1.0, 2.0, 3.0]), 2.5);
         assert!(median(&[]).is_nan());
