@@ -3,7 +3,7 @@
 //! has every message. The figure is, per message, the time from its send until the last client
 //! has it.
 
-use std::io::{self, Read, Write};
+use std::io::Write;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -96,14 +96,7 @@ pub fn run(
             poll.poll(&mut events, Some(Duration::from_millis(100)))?;
             for event in events.iter() {
                 let member = &mut members[event.token().0];
-                loop {
-                    let n = match member.stream.read(&mut buf) {
-                        Ok(0) => return Err(LoadError::Closed),
-                        Ok(n) => n,
-                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                        Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                        Err(e) => return Err(e.into()),
-                    };
+                while let Some(n) = wire::read_some(&mut member.stream, &mut buf)? {
                     let now = Instant::now();
                     member.pending.extend_from_slice(&buf[..n]);
                     let mut at = 0;

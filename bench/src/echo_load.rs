@@ -4,7 +4,7 @@
 //! fails the run instead of looking fast.
 
 use std::collections::VecDeque;
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -209,14 +209,7 @@ pub fn run(
         for event in events.iter() {
             let client = &mut clients[event.token().0];
             if event.is_readable() || event.is_read_closed() {
-                loop {
-                    let n = match client.stream.read(&mut buf) {
-                        Ok(0) => return Err(LoadError::Closed),
-                        Ok(n) => n,
-                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                        Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                        Err(e) => return Err(e.into()),
-                    };
+                while let Some(n) = wire::read_some(&mut client.stream, &mut buf)? {
                     let now = Instant::now();
                     let completed = client.echo.feed(&buf[..n], &payload)?;
                     for _ in 0..completed {

@@ -99,6 +99,21 @@ pub fn connect(addr: SocketAddr, path: &str, timeout: Duration) -> Result<TcpStr
     Ok(stream)
 }
 
+/// One read from a non-blocking socket: `Some(n)` bytes, `None` when nothing is waiting (the
+/// socket is drained). End of stream is [`LoadError::Closed`]: no server under test closes
+/// a connection in the middle of a run.
+pub fn read_some(stream: &mut impl Read, buf: &mut [u8]) -> Result<Option<usize>, LoadError> {
+    loop {
+        return match stream.read(buf) {
+            Ok(0) => Err(LoadError::Closed),
+            Ok(n) => Ok(Some(n)),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => Err(e.into()),
+        };
+    }
+}
+
 /// Writes all of `bytes` to a non-blocking socket, waiting briefly when it is full (only for
 /// rare writes outside the measured loop, such as closing frames).
 pub fn write_all_nonblocking(stream: &mut impl Write, mut bytes: &[u8]) -> io::Result<()> {
