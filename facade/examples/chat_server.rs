@@ -3,22 +3,27 @@
 //! ```text
 //! cargo run --release --example chat_server [-- [--host ::1] [--port 9001]]
 //! cargo run --release --example chat_server -- --tls-cert cert.pem --tls-key key.pem
+//! cargo run --release -p ws-facade --features redis --example chat_server -- \
+//!     --redis redis://127.0.0.1:6379 --node-id a
 //! ```
 //! Every message is sent to every participant as `"<sender id>: <message>"`. The server also
 //! answers `GET /` with a chat page, so http://localhost:9001/ in a browser is a working chat
-//! (https:// and wss:// with `--tls-cert` and `--tls-key`).
+//! (https:// and wss:// with `--tls-cert` and `--tls-key`). With `--redis`, several chat servers
+//! share one room through Redis pub/sub (docs/scaling-out.md).
 //! Ctrl-C stops it: every participant is closed with 1001 (going away). `--help` lists the
 //! options.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
+use ws_facade::cluster::{ClusterConfig, ClusterEvent, LeaveCause};
 use ws_facade::{ServerConfig, Session, WebSocketFacade};
 
 const PAGE: &str = include_str!("chat_page.html");
 
 const USAGE: &str = "\
-usage: chat_server [--host HOST] [--port PORT] [--tls-cert PEM --tls-key PEM] [--verbose]
+usage: chat_server [--host HOST] [--port PORT] [--tls-cert PEM --tls-key PEM]
+                   [--redis redis://HOST:PORT [--node-id NAME]] [--verbose]
 
 A broadcasting chat room on ws://localhost:PORT/chat, with a chat page for browsers on
 http://localhost:PORT/ (wss:// and https:// with TLS). Ctrl-C stops it: every participant is
@@ -30,6 +35,9 @@ options:
   --port PORT       port to listen on (default 9001)
   --tls-cert PEM    serve over TLS with this certificate chain (leaf first)...
   --tls-key PEM     ...and this private key
+  --redis URL       share the room with every chat server on this Redis server
+                    (redis://HOST:PORT; needs the cargo feature ws-facade/redis)
+  --node-id NAME    this server's name in the cluster (default: node-XXXXXXXX)
   -v, --verbose     debug logs on stderr (default: warnings only; RUST_LOG overrides both)
   -h, --help        print this help and exit";
 
@@ -39,6 +47,8 @@ struct Args {
     port: u16,
     tls_cert: Option<String>,
     tls_key: Option<String>,
+    redis: Option<String>,
+    node_id: Option<String>,
     verbose: bool,
 }
 
@@ -49,6 +59,8 @@ fn parse_args() -> Result<Args, lexopt::Error> {
         port: 9001,
         tls_cert: None,
         tls_key: None,
+        redis: None,
+        node_id: None,
         verbose: false,
     };
     let mut parser = lexopt::Parser::from_env();
@@ -58,6 +70,8 @@ fn parse_args() -> Result<Args, lexopt::Error> {
             Long("port") => args.port = parsed(&mut parser, "--port")?,
             Long("tls-cert") => args.tls_cert = Some(parser.value()?.into_string()?),
             Long("tls-key") => args.tls_key = Some(parser.value()?.into_string()?),
+            Long("redis") => args.redis = Some(parser.value()?.into_string()?),
+            Long("node-id") => args.node_id = Some(parser.value()?.into_string()?),
             Short('v') | Long("verbose") => args.verbose = true,
             Short('h') | Long("help") => {
                 println!("{USAGE}");
@@ -69,7 +83,18 @@ fn parse_args() -> Result<Args, lexopt::Error> {
     if args.tls_cert.is_some() != args.tls_key.is_some() {
         return Err("--tls-cert and --tls-key go together".into());
     }
+    if args.node_id.is_some() && args.redis.is_none() {
+        return Err("--node-id needs --redis".into());
+    }
     Ok(args)
+}
+
+/// Participants in the room now (0 once the server is gone).
+fn online_count(room: &std::sync::Weak<dyn ws_facade::ProtocolServer>) -> usize {
+    room.upgrade()
+        .as_deref()
+        .and_then(|s| s.as_websocket())
+        .map_or(0, |ws| ws.online_count())
 }
 
 /// The value of `flag`, parsed; an error names the value and the flag.
@@ -114,6 +139,11 @@ fn main() {
             }
         }
     }
+    if let Some(url) = &args.redis {
+        let mut cluster = ClusterConfig::new(url.as_str());
+        cluster.node_id = args.node_id.clone().unwrap_or_default();
+        config.cluster = Some(cluster);
+    }
     let (ws, http) = match config.tls {
         Some(_) => ("wss", "https"),
         None => ("ws", "http"),
@@ -128,12 +158,14 @@ fn main() {
 
     let sessions: Arc<Mutex<BTreeMap<String, Arc<dyn Session>>>> = Arc::default();
 
+    // The online count is the room's: with --redis, every node's participants.
     let joined = Arc::clone(&sessions);
+    let room = Arc::downgrade(&server);
     server.set_connection_callback(move |session| {
-        let mut sessions = joined.lock().unwrap();
         let id = session.id().to_owned();
-        sessions.insert(id.clone(), session);
-        println!("[chat] join {id} ({} online)", sessions.len());
+        joined.lock().unwrap().insert(id.clone(), session);
+        let online = online_count(&room);
+        println!("[chat] join {id} ({online} online)");
     });
 
     let left = Arc::clone(&sessions);
@@ -156,6 +188,36 @@ fn main() {
     });
 
     server.set_error_callback(|id, error| eprintln!("[chat] error {id}: {error}"));
+
+    // Other nodes' participants, and this node's link to Redis.
+    let room = Arc::downgrade(&server);
+    let redis_url = args.redis.clone().unwrap_or_default();
+    if let Some(ws) = server.as_websocket() {
+        ws.set_cluster_callback(move |event| match event {
+            ClusterEvent::Joined { node, id } => {
+                let online = online_count(&room);
+                println!("[chat] join {id} on {node} ({online} online)");
+            }
+            ClusterEvent::Left { node, id, cause } => match cause {
+                LeaveCause::Disconnected => println!("[chat] leave {id} on {node}"),
+                cause => println!("[chat] leave {id} on {node} ({cause})"),
+            },
+            ClusterEvent::Connected { node } => {
+                println!("[chat] cluster: {node} connected to {redis_url}")
+            }
+            ClusterEvent::Disconnected { error } => {
+                println!("[chat] cluster: {error}; local chat goes on, reconnecting")
+            }
+            ClusterEvent::NodeUp { node } => println!("[chat] cluster: node {node} up"),
+            ClusterEvent::NodeDown { node, cause } => {
+                println!("[chat] cluster: node {node} down ({cause})")
+            }
+            ClusterEvent::Lost { node, count } => {
+                println!("[chat] cluster: {count} messages from {node} lost")
+            }
+            _ => {}
+        });
+    }
 
     if let Some(ws) = server.as_websocket() {
         ws.set_http_callback(|path| {

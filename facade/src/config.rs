@@ -72,6 +72,10 @@ pub struct ServerConfig {
     /// plain `ws://`.
     #[cfg(feature = "tls")]
     pub tls: Option<std::sync::Arc<crate::tls::rustls::ServerConfig>>,
+    /// Share the room with other servers through a pub/sub bus (see [`crate::cluster`]):
+    /// `Some(ClusterConfig::new("redis://HOST:PORT"))`, with the cargo feature `redis`.
+    /// Default `None`: this server's sessions only.
+    pub cluster: Option<crate::cluster::ClusterConfig>,
 }
 
 impl Default for ServerConfig {
@@ -96,6 +100,7 @@ impl Default for ServerConfig {
             compression: Some(crate::DeflateConfig::default()),
             #[cfg(feature = "tls")]
             tls: None,
+            cluster: None,
         }
     }
 }
@@ -183,6 +188,9 @@ pub(crate) fn validate_server(config: &ServerConfig) -> Result<String, Error> {
         return Err(Error::InvalidConfig(ConfigError::Host));
     }
     validate_path(&config.path)?;
+    if let Some(cluster) = &config.cluster {
+        crate::cluster::validate(cluster).map_err(Error::InvalidConfig)?;
+    }
     Ok(if config.server_id.is_empty() {
         format!(
             "ws_server_{:08}",

@@ -18,6 +18,13 @@ pub enum ConfigError {
     PingInterval,
     /// The server's host is an empty string (`None` means every interface).
     Host,
+    /// The cluster URL is malformed, or not of a bus this crate knows (`redis://`).
+    ClusterUrl,
+    /// The cluster URL names a bus whose cargo feature (named here) this build lacks.
+    ClusterFeature(&'static str),
+    /// A cluster timing is zero, or the node timeout is not longer than the heartbeat
+    /// interval.
+    ClusterTiming,
 }
 
 /// What went wrong in a facade call or on a connection. [`message`](Self::message) (or
@@ -89,6 +96,17 @@ impl fmt::Display for Error {
             }
             Error::InvalidConfig(ConfigError::Host) => f.write_str(
                 "websocket_facade: host must not be empty (leave it unset for every interface)",
+            ),
+            Error::InvalidConfig(ConfigError::ClusterUrl) => f.write_str(
+                "websocket_facade: the cluster URL must be a valid redis://HOST:PORT URL",
+            ),
+            Error::InvalidConfig(ConfigError::ClusterFeature(feature)) => write!(
+                f,
+                "websocket_facade: this cluster URL needs ws-facade's cargo feature `{feature}`"
+            ),
+            Error::InvalidConfig(ConfigError::ClusterTiming) => f.write_str(
+                "websocket_facade: cluster timings must be positive, and the node timeout \
+                 longer than the heartbeat interval",
             ),
             Error::AlreadyRunning => f.write_str("already running"),
             Error::Bind { port, source } => match source.kind() {

@@ -52,6 +52,7 @@
 
 mod callbacks;
 mod client;
+pub mod cluster;
 mod config;
 mod error;
 mod server;

@@ -3,7 +3,7 @@
 use std::collections::{HashMap, HashSet};
 use std::io;
 use std::net::SocketAddr;
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex, RwLock};
 
 use log::{debug, info, warn};
 
@@ -14,6 +14,9 @@ use ws_mio::{
 };
 
 use crate::callbacks::{CallbackTable, CallbackView};
+use crate::cluster::envelope::Body;
+use crate::cluster::node::{ClusterNode, Hooks, Outbox};
+use crate::cluster::{ClusterCallback, ClusterStats};
 use crate::config::ServerConfig;
 use crate::error::Error;
 use crate::traits::*;
@@ -28,6 +31,7 @@ struct Callbacks {
     binary: Option<BinaryCallback>,
     close: Option<CloseCallback>,
     http: Option<HttpCallback>,
+    cluster: Option<ClusterCallback>,
 }
 
 /// The open sessions by driver id, and the ids in use. Taken when a session opens or ends,
@@ -43,11 +47,24 @@ pub(crate) struct Inner {
     server_id: String,
     callbacks: CallbackTable<Callbacks>,
     registry: Mutex<Registry>,
+    /// Where joins, leaves and broadcasts go for the other nodes, while in a cluster.
+    outbox: RwLock<Option<Outbox>>,
 }
 
 impl Inner {
     fn registry(&self) -> std::sync::MutexGuard<'_, Registry> {
         self.registry.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn outbox(&self) -> Option<Outbox> {
+        self.outbox
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    fn set_outbox(&self, outbox: Option<Outbox>) {
+        *self.outbox.write().unwrap_or_else(|e| e.into_inner()) = outbox;
     }
 
     fn set(&self, f: impl FnOnce(&mut Callbacks)) {
@@ -58,7 +75,7 @@ impl Inner {
 /// The server returned by [`create_server`](crate::WebSocketFacade::create_server).
 pub struct WsServer {
     inner: Arc<Inner>,
-    server: Mutex<Option<ws_mio::Server>>,
+    server: Mutex<Option<Running>>,
     running: Mutex<bool>,
     stopped: Condvar,
 }
@@ -71,12 +88,19 @@ impl WsServer {
                 server_id,
                 callbacks: CallbackTable::default(),
                 registry: Mutex::default(),
+                outbox: RwLock::default(),
             }),
             server: Mutex::new(None),
             running: Mutex::new(false),
             stopped: Condvar::new(),
         }
     }
+}
+
+/// A started server: its driver, and its cluster node when in a cluster.
+struct Running {
+    driver: Arc<ws_mio::Server>,
+    cluster: Option<ClusterNode>,
 }
 
 impl Drop for WsServer {
@@ -337,6 +361,9 @@ impl Handler for Member {
                 .insert(session.id(), Arc::clone(&facade_session));
             facade_session
         };
+        if let Some(outbox) = self.inner.outbox() {
+            outbox.joined(&facade_session.id);
+        }
         debug!(
             "session {:?} joined: peer={} path={:?}",
             facade_session.id,
@@ -385,6 +412,9 @@ impl Handler for Member {
             }
         }
         let _release = Release(&self.inner, &removed.id);
+        if let Some(outbox) = self.inner.outbox() {
+            outbox.left(&removed.id);
+        }
         debug!(
             "session {:?} left: peer={} code={} reason={:?}",
             removed.id,
@@ -444,16 +474,35 @@ impl ProtocolServer for WsServer {
             server.local_addr(),
             config.path
         );
-        *slot = Some(server);
+        let driver = Arc::new(server);
+        let cluster = match &config.cluster {
+            Some(cluster) => {
+                let node = self.join_cluster(cluster, &driver).map_err(|e| {
+                    driver.stop();
+                    Error::Bind {
+                        port,
+                        source: Arc::new(e),
+                    }
+                })?;
+                Some(node)
+            }
+            None => None,
+        };
+        *slot = Some(Running { driver, cluster });
         *self.running.lock().unwrap_or_else(|e| e.into_inner()) = true;
         Ok(())
     }
 
     fn stop(&self) -> Result<(), Error> {
-        let server = self.server.lock().unwrap_or_else(|e| e.into_inner()).take();
-        if let Some(server) = server {
-            // Every open session gets its on_close (which unregisters it) during the stop.
-            server.stop();
+        let running = self.server.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(running) = running {
+            // Every open session gets its on_close (which unregisters it, and tells the
+            // cluster) during the stop; then the cluster node says goodbye.
+            running.driver.stop();
+            if let Some(node) = running.cluster {
+                node.stop();
+                self.inner.set_outbox(None);
+            }
             info!("server {:?} stopped", self.inner.server_id);
         }
         *self.running.lock().unwrap_or_else(|e| e.into_inner()) = false;
@@ -480,7 +529,7 @@ impl ProtocolServer for WsServer {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .as_ref()
-            .map_or(0, |s| s.connection_count())
+            .map_or(0, |s| s.driver.connection_count())
     }
 
     fn local_addr(&self) -> Option<SocketAddr> {
@@ -488,7 +537,7 @@ impl ProtocolServer for WsServer {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .as_ref()
-            .map(|s| s.local_addr())
+            .map(|s| s.driver.local_addr())
     }
 
     fn server_id(&self) -> &str {
@@ -514,10 +563,12 @@ impl ProtocolServer for WsServer {
 
 impl WebSocketServer for WsServer {
     fn broadcast_text(&self, text: &str) -> Result<(), Error> {
-        self.broadcast(PreparedMessage::text(text))
+        self.broadcast(PreparedMessage::text(text), || Body::Text(text.to_owned()))
     }
     fn broadcast_binary(&self, data: &[u8]) -> Result<(), Error> {
-        self.broadcast(PreparedMessage::binary(data))
+        self.broadcast(PreparedMessage::binary(data), || {
+            Body::Binary(data.to_vec())
+        })
     }
     fn session(&self, id: &str) -> Option<Arc<dyn Session>> {
         let registry = self.inner.registry();
@@ -536,20 +587,81 @@ impl WebSocketServer for WsServer {
     fn set_http_callback_boxed(&self, callback: HttpCallback) {
         self.inner.set(|c| c.http = Some(callback));
     }
+    fn online_count(&self) -> usize {
+        let local = self.inner.registry().sessions.len();
+        local + self.inner.outbox().map_or(0, |o| o.remote_sessions())
+    }
+    fn cluster_stats(&self) -> Option<ClusterStats> {
+        self.inner.outbox().map(|o| o.stats())
+    }
+    fn set_cluster_callback_boxed(&self, callback: ClusterCallback) {
+        self.inner.set(|c| c.cluster = Some(callback));
+    }
 }
 
 impl WsServer {
-    /// Broadcasts through the running driver; with none there is nobody to send to.
-    fn broadcast(&self, message: PreparedMessage) -> Result<(), Error> {
-        match self
+    /// Broadcasts through the running driver (with none there is nobody to send to), and
+    /// through the cluster when in one.
+    fn broadcast(
+        &self,
+        message: PreparedMessage,
+        body: impl FnOnce() -> Body,
+    ) -> Result<(), Error> {
+        let local = match self
             .server
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .as_ref()
         {
-            Some(server) => Ok(server.broadcast(&message)?),
+            Some(running) => running.driver.broadcast(&message),
             None => Ok(()),
+        };
+        if let Some(outbox) = self.inner.outbox() {
+            outbox.broadcast(body());
         }
+        Ok(local?)
+    }
+
+    /// Starts this server's cluster node: other nodes' broadcasts go to `driver`'s sessions,
+    /// events to the cluster callback.
+    fn join_cluster(
+        &self,
+        cluster: &crate::cluster::ClusterConfig,
+        driver: &Arc<ws_mio::Server>,
+    ) -> io::Result<ClusterNode> {
+        let bus = crate::cluster::bus_for(&cluster.url)
+            .expect("the cluster URL was checked by create_server");
+        let name = match cluster.node_id.as_str() {
+            "" => format!("node-{:08x}", crate::cluster::node::random_u64() as u32),
+            name => name.to_owned(),
+        };
+        let to_sessions = Arc::clone(driver);
+        let reporter = Arc::clone(&self.inner);
+        let registry = Arc::clone(&self.inner);
+        let hooks = Hooks {
+            deliver: Box::new(move |body| {
+                let message = match body {
+                    Body::Text(text) => PreparedMessage::text(text),
+                    Body::Binary(data) => PreparedMessage::binary(data),
+                    _ => return,
+                };
+                if let Err(e) = to_sessions.broadcast(&message) {
+                    debug!("cluster: a broadcast from another node missed some sessions: {e}");
+                }
+            }),
+            report: Box::new(move |event| {
+                if let Some(cb) = &reporter.callbacks.get().cluster {
+                    cb(event);
+                }
+            }),
+            sessions: Box::new(move || {
+                let registry = registry.registry();
+                registry.sessions.values().map(|s| s.id.clone()).collect()
+            }),
+        };
+        let node = ClusterNode::start(bus, cluster, name, &self.inner.config.path, hooks)?;
+        self.inner.set_outbox(Some(node.outbox()));
+        Ok(node)
     }
 }
 

@@ -11,6 +11,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use crate::cluster::{ClusterCallback, ClusterEvent, ClusterStats};
 use crate::error::Error;
 
 /// Called with each new session.
@@ -177,6 +178,13 @@ pub trait WebSocketServer: ProtocolServer {
     fn set_close_callback_boxed(&self, callback: CloseCallback);
     /// See [`set_http_callback`](trait.WebSocketServer.html#method.set_http_callback).
     fn set_http_callback_boxed(&self, callback: HttpCallback);
+    /// Sessions in the room: this server's open sessions, plus, in a
+    /// [cluster](crate::cluster), those of the other nodes heard from and not gone.
+    fn online_count(&self) -> usize;
+    /// The cluster node's counters, while running in a [cluster](crate::cluster).
+    fn cluster_stats(&self) -> Option<ClusterStats>;
+    /// See [`set_cluster_callback`](trait.WebSocketServer.html#method.set_cluster_callback).
+    fn set_cluster_callback_boxed(&self, callback: ClusterCallback);
 }
 
 impl dyn WebSocketServer + '_ {
@@ -199,6 +207,12 @@ impl dyn WebSocketServer + '_ {
         f: impl Fn(&str) -> Option<(String, Vec<u8>)> + Send + Sync + 'static,
     ) {
         self.set_http_callback_boxed(Arc::new(f));
+    }
+    /// In a [cluster](crate::cluster): called on the node's bus thread with each
+    /// [`ClusterEvent`] (other nodes' sessions joining and leaving, this node's link to the
+    /// bus going and coming back).
+    pub fn set_cluster_callback(&self, f: impl Fn(&ClusterEvent) + Send + Sync + 'static) {
+        self.set_cluster_callback_boxed(Arc::new(f));
     }
 }
 
