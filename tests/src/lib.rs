@@ -10,6 +10,7 @@
 //! Every wait is bounded by a deadline.
 
 pub mod certs;
+pub mod redis;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
@@ -34,12 +35,17 @@ pub fn workspace_root() -> PathBuf {
 }
 
 /// Builds `examples` of `package` in release mode (a no-op when they are up to date) and
-/// returns the directory holding the binaries.
+/// returns the directory holding the binaries. The facade's examples are built with its
+/// `redis` feature (`chat_server --redis`), always, so that no two callers rebuild them back
+/// and forth.
 pub fn build_examples(package: &str, examples: &[&str]) -> PathBuf {
     let root = workspace_root();
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut build = Command::new(cargo);
     build.args(["build", "--release", "-p", package]);
+    if package == "ws-facade" {
+        build.args(["--features", "redis"]);
+    }
     for example in examples {
         build.args(["--example", example]);
     }

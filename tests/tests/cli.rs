@@ -138,7 +138,7 @@ fn the_options_other_tools_pass_are_still_documented() {
     let options: [(&str, &[&str]); 4] = [
         ("echo_server", &["--port", "--threads"]),
         ("echo_client", &["--reflect", "URL", "MESSAGE"]),
-        ("chat_server", &["--port"]),
+        ("chat_server", &["--port", "--redis", "--node-id"]),
         ("chat_client", &["NICK", "--host", "--port", "--expect"]),
     ];
     for (name, expected) in options {
@@ -184,6 +184,22 @@ fn unknown_options_and_missing_values_are_named() {
     run("chat_client", &["-p", "19001"]).refused("chat_client -p 19001", &["'-p'"]);
     run("chat_server", &["9001"]).refused("chat_server 9001", &["\"9001\""]);
     run("framing", &["extra"]).refused("framing extra", &["\"extra\""]);
+}
+
+#[test]
+fn chat_server_checks_its_cluster_options_before_listening() {
+    run("chat_server", &["--node-id", "a"]).refused("chat_server --node-id a", &["needs --redis"]);
+    let port = free_port().to_string();
+    let bad = run(
+        "chat_server",
+        &["--port", &port, "--redis", "http://127.0.0.1:6379"],
+    );
+    assert_eq!(bad.status.code(), Some(1), "{}", bad.stderr);
+    assert!(
+        bad.stderr.contains("redis://HOST:PORT"),
+        "the error names the form expected: {}",
+        bad.stderr
+    );
 }
 
 #[test]

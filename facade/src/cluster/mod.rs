@@ -11,7 +11,7 @@
 //!   broadcast twice.
 //! * Each node announces its sessions' joins and leaves, and every heartbeat carries the list
 //!   of its open sessions. [`online_count`](crate::WebSocketServer::online_count) is the
-//!   cluster's, and the [cluster callback](crate::WebSocketServer::set_cluster_callback)
+//!   cluster's, and the [cluster callback](../trait.WebSocketServer.html#method.set_cluster_callback)
 //!   reports other nodes' sessions joining and leaving ([`ClusterEvent`]).
 //!
 //! # What is guaranteed
@@ -158,7 +158,7 @@ impl ClusterConfig {
 }
 
 /// What a cluster callback is told
-/// ([`set_cluster_callback`](crate::WebSocketServer::set_cluster_callback)). It runs on the
+/// ([`set_cluster_callback`](../trait.WebSocketServer.html#method.set_cluster_callback)). It runs on the
 /// node's bus thread; keep it short.
 #[derive(Debug, Clone)]
 #[non_exhaustive]

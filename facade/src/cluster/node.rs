@@ -283,6 +283,10 @@ impl Publishing {
                     Outgoing::Leave(id) => batch.push(envelope(Body::Leave(id))),
                     Outgoing::Snapshot => snapshot = true,
                     Outgoing::Sync => {
+                        // The subscriber just reached the bus: so can we, without waiting
+                        // out the backoff (what the application sends from now on must not
+                        // be dropped).
+                        retry.reset();
                         batch.push(envelope(Body::SyncRequest));
                         snapshot = true;
                     }
