@@ -48,10 +48,11 @@ fn parse_tag(payload: &[u8]) -> Option<(u32, u16)> {
     ))
 }
 
-/// Joins `clients` clients to the chat at `addr` + `path` (each with `?id=cN`), then runs
+/// Joins `clients` clients to the chat at `addrs` + `path` (client N, `?id=cN`, to the
+/// server N modulo their number: a cluster's nodes share the clients), then runs
 /// `warmup + rounds` rounds of `senders` simultaneous posts. Warm-up rounds are not counted.
 pub fn run(
-    addr: SocketAddr,
+    addrs: &[SocketAddr],
     path: &str,
     clients: usize,
     senders: usize,
@@ -61,6 +62,7 @@ pub fn run(
     let mut poll = Poll::new()?;
     let mut members = Vec::with_capacity(clients);
     for i in 0..clients {
+        let addr = addrs[i % addrs.len()];
         let stream = wire::connect(addr, &format!("{path}?id=c{i}"), Duration::from_secs(5))?;
         let mut stream = TcpStream::from_std(stream);
         poll.registry()

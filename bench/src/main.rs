@@ -6,7 +6,8 @@
 //! cargo run --release -p ws-bench -- echo broadcast     # some parts, printed only
 //! cargo run --release -p ws-bench -- all --quick        # a smoke run (CI): every part, briefly
 //! ```
-//! Parts: `echo`, `broadcast`, `memory`, `codec`, `alloc` (see `docs/benchmarks.md`).
+//! Parts: `echo`, `broadcast`, `memory`, `codec`, `alloc`, `cluster` (see
+//! `docs/benchmarks.md`).
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -24,7 +25,8 @@ use ws_tests::{build_examples, process_cpu_seconds, process_rss_kib, workspace_r
 static ALLOCATOR: Counting = Counting;
 
 const USAGE: &str = "\
-usage: ws-bench [all|echo|broadcast|memory|codec|alloc]... [--quick] [--rounds N] [--write-docs]
+usage: ws-bench [all|echo|broadcast|memory|codec|alloc|cluster]... [--quick] [--rounds N]
+                [--write-docs]
 
   --quick        every part briefly, for a smoke check (CI)
   --rounds N     rounds of each comparison (default 3; the order of servers rotates per round)
@@ -99,10 +101,12 @@ fn parse_args() -> Result<Options, String> {
                 println!("{USAGE}");
                 std::process::exit(0);
             }
-            "all" => options
-                .parts
-                .extend(["echo", "broadcast", "memory", "codec", "alloc"].map(String::from)),
-            "echo" | "broadcast" | "memory" | "codec" | "alloc" => options.parts.push(arg),
+            "all" => options.parts.extend(
+                ["echo", "broadcast", "memory", "codec", "alloc", "cluster"].map(String::from),
+            ),
+            "echo" | "broadcast" | "memory" | "codec" | "alloc" | "cluster" => {
+                options.parts.push(arg)
+            }
             // `cargo bench` passes `--bench`.
             "--bench" => {}
             other => return Err(format!("unknown argument {other:?}")),
@@ -111,7 +115,7 @@ fn parse_args() -> Result<Options, String> {
     if options.parts.is_empty() {
         options
             .parts
-            .extend(["echo", "broadcast", "memory", "codec", "alloc"].map(String::from));
+            .extend(["echo", "broadcast", "memory", "codec", "alloc", "cluster"].map(String::from));
     }
     if options.quick {
         options.rounds = 1;
@@ -201,6 +205,39 @@ impl Programs {
     }
 }
 
+impl Programs {
+    /// Starts the chat servers of `layout`, one after the other, each waited for until it
+    /// listens (and, with Redis, has subscribed).
+    fn start_cluster(
+        &self,
+        layout: Layout,
+        redis: &ws_tests::redis::RedisServer,
+    ) -> (Vec<Peer>, Vec<SocketAddr>) {
+        let count = if layout == Layout::ThreeNodes { 3 } else { 1 };
+        let mut nodes = Vec::new();
+        let mut addrs = Vec::new();
+        for n in 0..count {
+            let port = ws_tests::free_port();
+            let mut command = Command::new(&self.chat_server);
+            command.args(["--host", "127.0.0.1", "--port", &port.to_string()]);
+            if layout != Layout::OneNode {
+                command.args(["--redis", &redis.url(), "--node-id", &format!("n{n}")]);
+            }
+            let mut peer = Peer::spawn("chat_server", &mut command).with_grace(Duration::ZERO);
+            let wait = Duration::from_secs(20);
+            peer.line_where(wait, |l| l.contains("/chat"));
+            if layout != Layout::OneNode {
+                peer.line_where(wait, |l| {
+                    l.starts_with("[chat] cluster:") && l.contains("connected")
+                });
+            }
+            nodes.push(peer);
+            addrs.push(loopback(port));
+        }
+        (nodes, addrs)
+    }
+}
+
 fn loopback(port: u16) -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], port))
 }
@@ -219,6 +256,8 @@ fn port_of(line: &str) -> u16 {
 struct Results {
     sections: Vec<String>,
     charts: Vec<(String, BarChart)>,
+    /// The cluster part, written to docs/scaling-out.md's own block.
+    cluster: Option<String>,
 }
 
 /// `ws-bench load ADDR CONNECTIONS PAYLOAD IN_FLIGHT SECONDS [PID]`: the echo load generator
@@ -276,6 +315,7 @@ fn main() {
                 Ok(())
             }
             "alloc" => allocations(&options, &mut results),
+            "cluster" => cluster(&programs, &options, &mut results),
             _ => unreachable!(),
         };
         if let Err(e) = outcome {
@@ -285,9 +325,17 @@ fn main() {
     }
     let text = results.sections.join("\n");
     println!("{text}");
+    if let Some(cluster) = &results.cluster {
+        println!("{cluster}");
+    }
     eprintln!("suite done in {:.0} s", started.elapsed().as_secs_f64());
     if options.write_docs {
-        write_docs(&text, &results.charts);
+        if !results.sections.is_empty() {
+            write_docs(SUITE_MARKERS, &text, &results.charts);
+        }
+        if let Some(cluster) = &results.cluster {
+            write_docs(CLUSTER_MARKERS, cluster, &[]);
+        }
     }
 }
 
@@ -548,7 +596,7 @@ fn broadcast(
             for k in 0..CHAT_SERVERS.len() {
                 let server = CHAT_SERVERS[(k + round) % CHAT_SERVERS.len()];
                 let (peer, addr, path) = programs.start(server, true);
-                let sample = broadcast_load::run(addr, path, clients, senders, warmup, rounds)?;
+                let sample = broadcast_load::run(&[addr], path, clients, senders, warmup, rounds)?;
                 drop(peer);
                 eprintln!(
                     "round {round} {senders} senders {:>18}: p50 {:.2} ms p99 {:.2} ms",
@@ -591,6 +639,116 @@ fn broadcast(
     results.sections.push(md);
     results.charts.push(("broadcast.svg".into(), chart));
     Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Cluster
+// ---------------------------------------------------------------------------------------------
+
+/// A way to serve the broadcast benchmark's clients.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Layout {
+    /// One chat_server, no Redis.
+    OneNode,
+    /// One chat_server publishing to Redis (nobody else subscribed).
+    OneNodeRedis,
+    /// Three chat_servers sharing the room through Redis, the clients spread over them.
+    ThreeNodes,
+}
+
+impl Layout {
+    fn name(self) -> &'static str {
+        match self {
+            Layout::OneNode => "1 node",
+            Layout::OneNodeRedis => "1 node + Redis",
+            Layout::ThreeNodes => "3 nodes + Redis",
+        }
+    }
+}
+
+const LAYOUTS: [Layout; 3] = [Layout::OneNode, Layout::OneNodeRedis, Layout::ThreeNodes];
+
+/// The broadcast benchmark with the room on one node and spread over three through Redis:
+/// what crossing Redis adds to the time until the last client has a message.
+fn cluster(programs: &Programs, options: &Options, results: &mut Results) -> Result<(), LoadError> {
+    let (clients, warmup, rounds) = if options.quick {
+        (90, 2, 5)
+    } else {
+        (1000, 10, 100)
+    };
+    let redis = ws_tests::redis::RedisServer::start();
+    let mut md = format!(
+        "{clients} clients in one chat room, on one `chat_server` or spread evenly over three \
+         `chat_server --redis` nodes and a `redis-server` (Debian's {}), all on this machine; \
+         in each round the given number of clients (spread over the nodes too) post a message \
+         at once. Time from a post until the last client has it, in ms ({rounds} rounds × {} \
+         outer rounds, layouts in rotating order; medians):\n\n",
+        redis_version(),
+        options.rounds
+    );
+    let mut table = Table::new(&[
+        "senders at once",
+        "1 node p50 / p99",
+        "1 node + Redis",
+        "3 nodes + Redis",
+        "3 nodes − 1 node (p99)",
+    ]);
+    for senders in [1, 10] {
+        let mut p50: BTreeMap<Layout, Vec<f64>> = BTreeMap::new();
+        let mut p99: BTreeMap<Layout, Vec<f64>> = BTreeMap::new();
+        for round in 0..options.rounds {
+            for k in 0..LAYOUTS.len() {
+                let layout = LAYOUTS[(k + round) % LAYOUTS.len()];
+                let (nodes, addrs) = programs.start_cluster(layout, &redis);
+                let sample =
+                    broadcast_load::run(&addrs, "/chat", clients, senders, warmup, rounds)?;
+                drop(nodes);
+                eprintln!(
+                    "round {round} {senders} senders {:>16}: p50 {:.2} ms p99 {:.2} ms",
+                    layout.name(),
+                    sample.until_last_ms(0.5),
+                    sample.until_last_ms(0.99)
+                );
+                p50.entry(layout)
+                    .or_default()
+                    .push(sample.until_last_ms(0.5));
+                p99.entry(layout)
+                    .or_default()
+                    .push(sample.until_last_ms(0.99));
+            }
+        }
+        let cell = |l: Layout| format!("{:.2} / {:.2}", median(&p50[&l]), median(&p99[&l]));
+        // Per outer round, side by side, then the median.
+        let extra: Vec<f64> = p99[&Layout::ThreeNodes]
+            .iter()
+            .zip(&p99[&Layout::OneNode])
+            .map(|(three, one)| three - one)
+            .collect();
+        table.row(vec![
+            senders.to_string(),
+            cell(Layout::OneNode),
+            cell(Layout::OneNodeRedis),
+            cell(Layout::ThreeNodes),
+            format!("**{:+.2} ms**", median(&extra)),
+        ]);
+    }
+    md.push_str(&table.to_markdown());
+    results.cluster = Some(md);
+    Ok(())
+}
+
+/// `redis-server --version`'s version, for the record.
+fn redis_version() -> String {
+    Command::new("redis-server")
+        .arg("--version")
+        .output()
+        .ok()
+        .and_then(|o| {
+            let out = String::from_utf8_lossy(&o.stdout).into_owned();
+            out.split_whitespace()
+                .find_map(|w| w.strip_prefix("v=").map(|v| format!("Redis {v}")))
+        })
+        .unwrap_or_else(|| "Redis".into())
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -778,29 +936,46 @@ fn allocations(options: &Options, results: &mut Results) -> Result<(), LoadError
 // The docs
 // ---------------------------------------------------------------------------------------------
 
-const BEGIN: &str =
-    "<!-- suite:begin (written by `cargo run --release -p ws-bench -- all --write-docs`) -->";
-const END: &str = "<!-- suite:end -->";
+/// A page of docs/ and the markers around the block the suite writes in it.
+struct Markers {
+    page: &'static str,
+    begin: &'static str,
+    end: &'static str,
+}
 
-/// Puts the results between the markers of docs/benchmarks.md and writes the charts.
-fn write_docs(text: &str, charts: &[(String, BarChart)]) {
+const SUITE_MARKERS: Markers = Markers {
+    page: "benchmarks.md",
+    begin:
+        "<!-- suite:begin (written by `cargo run --release -p ws-bench -- all --write-docs`) -->",
+    end: "<!-- suite:end -->",
+};
+
+const CLUSTER_MARKERS: Markers = Markers {
+    page: "scaling-out.md",
+    begin: "<!-- cluster:begin (written by `cargo run --release -p ws-bench -- cluster --write-docs`) -->",
+    end: "<!-- cluster:end -->",
+};
+
+/// Puts the results between the markers of their page in docs/ and writes the charts.
+fn write_docs(markers: Markers, text: &str, charts: &[(String, BarChart)]) {
+    let Markers { page, begin, end } = markers;
     let docs = workspace_root().join("docs");
     let dir = docs.join("benchmarks");
     std::fs::create_dir_all(&dir).expect("create docs/benchmarks");
     for (name, chart) in charts {
         std::fs::write(dir.join(name), chart.to_svg()).expect("write a chart");
     }
-    let page = docs.join("benchmarks.md");
-    let current = std::fs::read_to_string(&page).expect("read docs/benchmarks.md");
+    let page = docs.join(page);
+    let current = std::fs::read_to_string(&page).expect("read the page in docs/");
     let machine = machine_line();
-    let block = format!("{BEGIN}\n\n{machine}\n\n{text}\n{END}");
-    let updated = match (current.find(BEGIN), current.find(END)) {
+    let block = format!("{begin}\n\n{machine}\n\n{text}\n{end}");
+    let updated = match (current.find(begin), current.find(end)) {
         (Some(b), Some(e)) if b < e => {
-            format!("{}{block}{}", &current[..b], &current[e + END.len()..])
+            format!("{}{block}{}", &current[..b], &current[e + end.len()..])
         }
         _ => format!("{current}\n{block}\n"),
     };
-    std::fs::write(&page, updated).expect("write docs/benchmarks.md");
+    std::fs::write(&page, updated).expect("write the page in docs/");
     eprintln!("wrote {} and {} charts", page.display(), charts.len());
 }
 
