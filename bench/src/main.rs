@@ -220,16 +220,20 @@ impl Programs {
             let port = ws_tests::free_port();
             let mut command = Command::new(&self.chat_server);
             command.args(["--host", "127.0.0.1", "--port", &port.to_string()]);
+            if let Ok(threads) = std::env::var("WS_BENCH_NODE_THREADS") {
+                command.args(["--threads", &threads]);
+            }
             if layout != Layout::OneNode {
                 command.args(["--redis", &redis.url(), "--node-id", &format!("n{n}")]);
             }
             let mut peer = Peer::spawn("chat_server", &mut command).with_grace(Duration::ZERO);
             let wait = Duration::from_secs(20);
-            peer.line_where(wait, |l| l.contains("/chat"));
+            // Listening, and subscribed (printed from another thread: in either order).
+            let ready = |l: &str| l.contains("/chat") || l.contains(" connected to ");
+            let first = peer.line_where(wait, ready);
             if layout != Layout::OneNode {
-                peer.line_where(wait, |l| {
-                    l.starts_with("[chat] cluster:") && l.contains("connected")
-                });
+                let other = |l: &str| ready(l) && l.contains("/chat") != first.contains("/chat");
+                peer.line_where(wait, other);
             }
             nodes.push(peer);
             addrs.push(loopback(port));

@@ -22,7 +22,7 @@ use ws_facade::{ServerConfig, Session, WebSocketFacade};
 const PAGE: &str = include_str!("chat_page.html");
 
 const USAGE: &str = "\
-usage: chat_server [--host HOST] [--port PORT] [--tls-cert PEM --tls-key PEM]
+usage: chat_server [--host HOST] [--port PORT] [--threads N] [--tls-cert PEM --tls-key PEM]
                    [--redis redis://HOST:PORT [--node-id NAME]] [--verbose]
 
 A broadcasting chat room on ws://localhost:PORT/chat, with a chat page for browsers on
@@ -33,6 +33,7 @@ options:
   --host HOST       address to listen on, e.g. 127.0.0.1 or ::1 (default: every interface,
                     IPv6 and IPv4)
   --port PORT       port to listen on (default 9001)
+  --threads N       event loops (default 0: one per core)
   --tls-cert PEM    serve over TLS with this certificate chain (leaf first)...
   --tls-key PEM     ...and this private key
   --redis URL       share the room with every chat server on this Redis server
@@ -45,6 +46,7 @@ options:
 struct Args {
     host: Option<String>,
     port: u16,
+    threads: usize,
     tls_cert: Option<String>,
     tls_key: Option<String>,
     redis: Option<String>,
@@ -57,6 +59,7 @@ fn parse_args() -> Result<Args, lexopt::Error> {
     let mut args = Args {
         host: None,
         port: 9001,
+        threads: 0,
         tls_cert: None,
         tls_key: None,
         redis: None,
@@ -68,6 +71,7 @@ fn parse_args() -> Result<Args, lexopt::Error> {
         match arg {
             Long("host") => args.host = Some(parser.value()?.into_string()?),
             Long("port") => args.port = parsed(&mut parser, "--port")?,
+            Long("threads") => args.threads = parsed(&mut parser, "--threads")?,
             Long("tls-cert") => args.tls_cert = Some(parser.value()?.into_string()?),
             Long("tls-key") => args.tls_key = Some(parser.value()?.into_string()?),
             Long("redis") => args.redis = Some(parser.value()?.into_string()?),
@@ -128,6 +132,7 @@ fn main() {
     let mut config = ServerConfig::default();
     config.host = args.host;
     config.port = port;
+    config.threads = args.threads;
     config.path = "/chat".into();
     config.server_id = "chat-server".into();
     if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {

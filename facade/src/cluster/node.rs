@@ -283,9 +283,11 @@ impl Publishing {
                     Outgoing::Leave(id) => batch.push(envelope(Body::Leave(id))),
                     Outgoing::Snapshot => snapshot = true,
                     Outgoing::Sync => {
-                        // The subscriber just reached the bus: so can we, without waiting
-                        // out the backoff (what the application sends from now on must not
-                        // be dropped).
+                        // The subscriber just reached the bus: so can we, on a fresh
+                        // connection (the current one may be to a Redis that restarted, which
+                        // only the next write would tell) and without waiting out the
+                        // backoff. What the application sends from now on is not dropped.
+                        link = None;
                         retry.reset();
                         batch.push(envelope(Body::SyncRequest));
                         snapshot = true;

@@ -47,7 +47,10 @@ impl Bus for RedisBus {
         connection
             .set_read_timeout(Some(IO_TIMEOUT))
             .map_err(link)?;
-        Ok(Box::new(RedisPublisher { connection }))
+        Ok(Box::new(RedisPublisher {
+            connection,
+            unread: 0,
+        }))
     }
 
     fn subscribe(
@@ -81,16 +84,29 @@ impl Bus for RedisBus {
     }
 }
 
+/// Publishes without waiting for each batch's replies before the next batch: a batch is
+/// written, then the previous batch's replies are read (there by then, as a rule). So a
+/// burst is never held back by a round trip, and every reply is still checked, one batch
+/// late.
 struct RedisPublisher {
     connection: redis::Connection,
+    /// Replies of the last batch written, not read yet.
+    unread: usize,
 }
 
 impl Publisher for RedisPublisher {
     fn publish(&mut self, channel: &str, messages: &[Vec<u8>]) -> Result<(), BusError> {
         let mut pipeline = redis::pipe();
         for message in messages {
-            pipeline.publish(channel, message.as_slice()).ignore();
+            pipeline.publish(channel, message.as_slice());
         }
-        pipeline.exec(&mut self.connection).map_err(link)
+        self.connection
+            .send_packed_command(&pipeline.get_packed_pipeline())
+            .map_err(link)?;
+        for _ in 0..std::mem::replace(&mut self.unread, messages.len()) {
+            let reply = self.connection.recv_response().map_err(link)?;
+            reply.extract_error().map_err(link)?;
+        }
+        Ok(())
     }
 }
