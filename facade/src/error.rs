@@ -51,6 +51,8 @@ pub enum Error {
     Connect(Arc<ws_mio::ConnectError>),
     /// The client or session is not connected.
     NotConnected,
+    /// The server's cluster node could not start its threads.
+    ClusterStart(Arc<io::Error>),
     /// `stop` was called (from a callback or another thread) while `start` was connecting:
     /// the new connection was closed again.
     StoppedWhileStarting,
@@ -109,6 +111,7 @@ impl fmt::Display for Error {
                  longer than the heartbeat interval",
             ),
             Error::AlreadyRunning => f.write_str("already running"),
+            Error::ClusterStart(e) => write!(f, "cannot start the cluster node: {e}"),
             Error::Bind { port, source } => match source.kind() {
                 io::ErrorKind::AddrInUse => {
                     write!(f, "cannot listen on port {port}: address already in use")
@@ -131,7 +134,7 @@ impl fmt::Display for Error {
 impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            Error::Bind { source, .. } => Some(source.as_ref()),
+            Error::Bind { source, .. } | Error::ClusterStart(source) => Some(source.as_ref()),
             Error::Connect(e) => Some(e.as_ref()),
             Error::Send(e) => Some(e),
             Error::Connection(e) | Error::Incoming { error: e, .. } => Some(e),

@@ -3,7 +3,7 @@
 use std::collections::{HashMap, HashSet};
 use std::io;
 use std::net::SocketAddr;
-use std::sync::{Arc, Condvar, Mutex, RwLock};
+use std::sync::{Arc, Condvar, Mutex, OnceLock, RwLock};
 
 use log::{debug, info, warn};
 
@@ -460,14 +460,33 @@ impl ProtocolServer for WsServer {
         {
             driver_config.tls = config.tls.clone();
         }
+        // The cluster node first, so that the first session's join is announced; it hands
+        // other nodes' messages to the driver once there is one.
+        let driver_slot: Arc<OnceLock<Arc<ws_mio::Server>>> = Arc::default();
+        let cluster = match &config.cluster {
+            Some(cluster) => Some(
+                self.join_cluster(cluster, Arc::clone(&driver_slot))
+                    .map_err(|e| Error::ClusterStart(Arc::new(e)))?,
+            ),
+            None => None,
+        };
         let inner = &self.inner;
-        let server = bind(config.host.as_deref(), port, driver_config, || {
+        let bound = bind(config.host.as_deref(), port, driver_config, || {
             Bridge(Arc::clone(inner))
-        })
-        .map_err(|e| Error::Bind {
-            port,
-            source: Arc::new(e),
-        })?;
+        });
+        let server = match bound {
+            Ok(server) => server,
+            Err(e) => {
+                if let Some(node) = cluster {
+                    node.stop();
+                    self.inner.set_outbox(None);
+                }
+                return Err(Error::Bind {
+                    port,
+                    source: Arc::new(e),
+                });
+            }
+        };
         info!(
             "server {:?} listening on {}, path {:?}",
             self.inner.server_id,
@@ -475,19 +494,7 @@ impl ProtocolServer for WsServer {
             config.path
         );
         let driver = Arc::new(server);
-        let cluster = match &config.cluster {
-            Some(cluster) => {
-                let node = self.join_cluster(cluster, &driver).map_err(|e| {
-                    driver.stop();
-                    Error::Bind {
-                        port,
-                        source: Arc::new(e),
-                    }
-                })?;
-                Some(node)
-            }
-            None => None,
-        };
+        let _ = driver_slot.set(Arc::clone(&driver));
         *slot = Some(Running { driver, cluster });
         *self.running.lock().unwrap_or_else(|e| e.into_inner()) = true;
         Ok(())
@@ -622,12 +629,13 @@ impl WsServer {
         Ok(local?)
     }
 
-    /// Starts this server's cluster node: other nodes' broadcasts go to `driver`'s sessions,
-    /// events to the cluster callback.
+    /// Starts this server's cluster node: other nodes' broadcasts go to the sessions of the
+    /// driver in `driver` (dropped while it is empty: no driver, no session), events to the
+    /// cluster callback.
     fn join_cluster(
         &self,
         cluster: &crate::cluster::ClusterConfig,
-        driver: &Arc<ws_mio::Server>,
+        driver: Arc<OnceLock<Arc<ws_mio::Server>>>,
     ) -> io::Result<ClusterNode> {
         let bus = crate::cluster::bus_for(&cluster.url)
             .expect("the cluster URL was checked by create_server");
@@ -635,7 +643,7 @@ impl WsServer {
             "" => format!("node-{:08x}", crate::cluster::node::random_u64() as u32),
             name => name.to_owned(),
         };
-        let to_sessions = Arc::clone(driver);
+        let to_sessions = driver;
         let reporter = Arc::clone(&self.inner);
         let registry = Arc::clone(&self.inner);
         let hooks = Hooks {
@@ -645,7 +653,10 @@ impl WsServer {
                     Body::Binary(data) => PreparedMessage::binary(data),
                     _ => return,
                 };
-                if let Err(e) = to_sessions.broadcast(&message) {
+                let Some(driver) = to_sessions.get() else {
+                    return;
+                };
+                if let Err(e) = driver.broadcast(&message) {
                     debug!("cluster: a broadcast from another node missed some sessions: {e}");
                 }
             }),

@@ -57,6 +57,25 @@ impl RedisServer {
         }
     }
 
+    /// Stops the server (SIGSTOP): its connections stay open, and nothing is answered.
+    pub fn pause(&self) {
+        self.signal("-STOP");
+    }
+
+    /// Lets a paused server go on (SIGCONT).
+    pub fn resume(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, signal: &str) {
+        let process = self.process.as_ref().expect("redis-server is running");
+        let status = Command::new("kill")
+            .args([signal, &process.pid().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill {signal} redis-server");
+    }
+
     /// Starts the server again on the same port (retried while the port is still held).
     pub fn restart(&mut self) {
         self.kill();

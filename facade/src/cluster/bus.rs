@@ -29,6 +29,10 @@ pub(crate) trait Publisher: Send {
     /// Publishes `messages` on `channel`, in order, in as few round trips as the engine
     /// allows.
     fn publish(&mut self, channel: &str, messages: &[Vec<u8>]) -> Result<(), BusError>;
+
+    /// Waits until the engine has taken everything published so far, and checks that the
+    /// connection works (a round trip).
+    fn check(&mut self) -> Result<(), BusError>;
 }
 
 /// What a subscription hands over.

@@ -133,7 +133,9 @@ pub struct ClusterConfig {
     /// Longest wait between two attempts to reach the bus. Default 1 s.
     pub max_reconnect_delay: Duration,
     /// Broadcasts waiting to be published; beyond, a broadcast reaches this node only (and
-    /// is counted in [`ClusterStats::dropped`]). Joins and leaves always wait. Default 4096.
+    /// is counted in [`ClusterStats::dropped`]). Joins and leaves are not refused by this
+    /// bound; like broadcasts, they are lost while the bus is unreachable, and the next
+    /// heartbeat repairs presence. Default 4096.
     pub max_queued: usize,
 }
 

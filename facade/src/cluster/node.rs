@@ -214,7 +214,7 @@ impl ClusterNode {
     }
 
     /// Publishes what is queued and a goodbye, unsubscribes, and joins both threads (within
-    /// about a second when the bus is unreachable).
+    /// a few seconds when the bus hangs: each step waits at most a second for it).
     pub(crate) fn stop(mut self) {
         self.stop_threads();
     }
@@ -222,8 +222,13 @@ impl ClusterNode {
     fn stop_threads(&mut self) {
         self.stopping.store(true, Ordering::Release);
         let _ = self.outbox.sender.send(Outgoing::Stop);
+        let current = std::thread::current().id();
         for thread in self.threads.drain(..) {
-            let _ = thread.join();
+            // Stopped from a cluster callback, on the subscriber thread: that thread cannot
+            // wait for itself; it ends by itself once the callback returns.
+            if thread.thread().id() != current {
+                let _ = thread.join();
+            }
         }
     }
 }
@@ -283,11 +288,17 @@ impl Publishing {
                     Outgoing::Leave(id) => batch.push(envelope(Body::Leave(id))),
                     Outgoing::Snapshot => snapshot = true,
                     Outgoing::Sync => {
-                        // The subscriber just reached the bus: so can we, on a fresh
-                        // connection (the current one may be to a Redis that restarted, which
-                        // only the next write would tell) and without waiting out the
-                        // backoff. What the application sends from now on is not dropped.
-                        link = None;
+                        // The subscriber just reached the bus: so can we, without waiting
+                        // out the backoff. The current connection is checked first (one
+                        // round trip): it may be to a Redis that restarted, which only a
+                        // read would tell, and what the application sends from now on must
+                        // not be written into a dead connection.
+                        if let Some(publisher) = &mut link {
+                            if let Err(e) = publisher.check() {
+                                debug!("cluster: publishing connection broken: {e}");
+                                link = None;
+                            }
+                        }
                         retry.reset();
                         batch.push(envelope(Body::SyncRequest));
                         snapshot = true;
@@ -338,6 +349,12 @@ impl Publishing {
             counter.fetch_add(broadcasts, Ordering::Relaxed);
             batch.clear();
             if stopping {
+                // The last batch (leaves, goodbye) taken before the connection closes.
+                if let Some(publisher) = &mut link {
+                    if let Err(e) = publisher.check() {
+                        debug!("cluster: the goodbye may not have reached the bus: {e}");
+                    }
+                }
                 return;
             }
         }
@@ -400,6 +417,11 @@ impl Subscribing {
                         }
                         Incoming::Idle => {}
                     }
+                    // Silence first: a node that hears nothing at all is the one cut off,
+                    // and must not expire the others for it.
+                    if now.saturating_duration_since(last_heard) > self.node_timeout {
+                        return ControlFlow::Break(Some(BusError::Silent(self.node_timeout)));
+                    }
                     nodes.expire(now, &mut events);
                     counters.nodes.store(nodes.count(), Ordering::Release);
                     counters
@@ -410,9 +432,6 @@ impl Subscribing {
                             counters.lost.fetch_add(count, Ordering::Relaxed);
                         }
                         (self.report)(&event);
-                    }
-                    if now.saturating_duration_since(last_heard) > self.node_timeout {
-                        return ControlFlow::Break(Some(BusError::Silent(self.node_timeout)));
                     }
                     ControlFlow::Continue(())
                 });

@@ -84,6 +84,17 @@ impl Bus for RedisBus {
     }
 }
 
+impl RedisPublisher {
+    /// Reads `count` replies; a Redis error among them fails the link.
+    fn read_replies(&mut self, count: usize) -> Result<(), BusError> {
+        for _ in 0..count {
+            let reply = self.connection.recv_response().map_err(link)?;
+            reply.extract_error().map_err(link)?;
+        }
+        Ok(())
+    }
+}
+
 /// Publishes without waiting for each batch's replies before the next batch: a batch is
 /// written, then the previous batch's replies are read (there by then, as a rule). So a
 /// burst is never held back by a round trip, and every reply is still checked, one batch
@@ -103,10 +114,14 @@ impl Publisher for RedisPublisher {
         self.connection
             .send_packed_command(&pipeline.get_packed_pipeline())
             .map_err(link)?;
-        for _ in 0..std::mem::replace(&mut self.unread, messages.len()) {
-            let reply = self.connection.recv_response().map_err(link)?;
-            reply.extract_error().map_err(link)?;
-        }
-        Ok(())
+        let previous = std::mem::replace(&mut self.unread, messages.len());
+        self.read_replies(previous)
+    }
+
+    fn check(&mut self) -> Result<(), BusError> {
+        let ping = redis::cmd("PING").get_packed_command();
+        self.connection.send_packed_command(&ping).map_err(link)?;
+        let unread = std::mem::take(&mut self.unread) + 1;
+        self.read_replies(unread)
     }
 }
