@@ -305,7 +305,7 @@ fn a_killed_node_costs_only_its_own_participants_and_their_leave_reaches_every_n
 
 #[test]
 fn a_hung_redis_cuts_nodes_off_without_expiring_each_other_and_they_resume_after_it() {
-    let mut redis = RedisServer::start();
+    let redis = RedisServer::start();
     let mut a = Node::start(&redis, "a");
     let mut b = Node::start(&redis, "b");
     let ann = Participant::join(&a, "ann");
