@@ -686,7 +686,9 @@ fn cluster(programs: &Programs, options: &Options, results: &mut Results) -> Res
          `chat_server --redis` nodes and a `redis-server` (Debian's {}), all on this machine; \
          in each round the given number of clients (spread over the nodes too) post a message \
          at once. Time from a post until the last client has it, in ms ({rounds} rounds × {} \
-         outer rounds, layouts in rotating order; medians):\n\n",
+         outer rounds, layouts in rotating order; medians). The CPU column is the CPU time \
+         of the servers (nodes, and Redis when used) per message delivered to a client, the \
+         clients' joins included:\n\n",
         redis_version(),
         options.rounds
     );
@@ -696,17 +698,30 @@ fn cluster(programs: &Programs, options: &Options, results: &mut Results) -> Res
         "1 node + Redis",
         "3 nodes + Redis",
         "3 nodes − 1 node (p99)",
+        "server CPU per delivery, µs: 1 node / + Redis / 3 nodes",
     ]);
     for senders in [1, 10] {
         let mut p50: BTreeMap<Layout, Vec<f64>> = BTreeMap::new();
         let mut p99: BTreeMap<Layout, Vec<f64>> = BTreeMap::new();
+        let mut cpu: BTreeMap<Layout, Vec<f64>> = BTreeMap::new();
         for round in 0..options.rounds {
             for k in 0..LAYOUTS.len() {
                 let layout = LAYOUTS[(k + round) % LAYOUTS.len()];
                 let (nodes, addrs) = programs.start_cluster(layout, &redis);
+                // The CPU time of the servers: the nodes, and Redis when used.
+                let mut pids: Vec<u32> = nodes.iter().map(Peer::pid).collect();
+                if layout != Layout::OneNode {
+                    pids.push(redis.pid());
+                }
+                let cpu_seconds = || pids.iter().map(|&p| process_cpu_seconds(p)).sum::<f64>();
+                let before = cpu_seconds();
                 let sample =
                     broadcast_load::run(&addrs, "/chat", clients, senders, warmup, rounds)?;
+                let used = cpu_seconds() - before;
                 drop(nodes);
+                // Per message delivered to a client (the clients' joins included).
+                let deliveries = ((warmup + rounds) * senders * clients) as f64;
+                cpu.entry(layout).or_default().push(used * 1e6 / deliveries);
                 eprintln!(
                     "round {round} {senders} senders {:>16}: p50 {:.2} ms p99 {:.2} ms",
                     layout.name(),
@@ -734,6 +749,11 @@ fn cluster(programs: &Programs, options: &Options, results: &mut Results) -> Res
             cell(Layout::OneNodeRedis),
             cell(Layout::ThreeNodes),
             format!("**{:+.2} ms**", median(&extra)),
+            LAYOUTS
+                .iter()
+                .map(|l| format!("{:.2}", median(&cpu[l])))
+                .collect::<Vec<_>>()
+                .join(" / "),
         ]);
     }
     md.push_str(&table.to_markdown());

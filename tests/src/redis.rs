@@ -42,6 +42,14 @@ impl RedisServer {
         format!("redis://127.0.0.1:{}", self.port)
     }
 
+    /// The process id (for its CPU time in `/proc`).
+    pub fn pid(&self) -> u32 {
+        self.process
+            .as_ref()
+            .expect("redis-server is running")
+            .pid()
+    }
+
     /// The port it listens on (kept across restarts).
     pub fn port(&self) -> u16 {
         self.port
