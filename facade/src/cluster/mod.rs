@@ -31,8 +31,9 @@
 //!   [`ClusterConfig::max_reconnect_delay`] (1 s by default), and on success reports
 //!   [`ClusterEvent::Connected`], asks every node for its sessions and resumes. Other nodes'
 //!   presence is frozen while this node is cut off, not expired.
-//! * **A node that dies** (killed, machine lost) stops sending heartbeats: after
-//!   [`ClusterConfig::node_timeout`] (3 s by default) every other node drops its sessions and
+//! * **A node that dies** (killed, machine lost) stops sending heartbeats: within
+//!   [`ClusterConfig::node_timeout`] (3 s by default) plus one heartbeat interval of its last
+//!   heartbeat, every other node drops its sessions and
 //!   reports each as [`ClusterEvent::Left`] with [`LeaveCause::NodeLost`]. A node that stops
 //!   normally closes its sessions (each leave is announced) and says goodbye.
 //! * **A slow node never slows the others.** Publishing never waits for a subscriber: Redis

@@ -417,12 +417,14 @@ impl Subscribing {
                         }
                         Incoming::Idle => {}
                     }
-                    // Silence first: a node that hears nothing at all is the one cut off,
-                    // and must not expire the others for it.
+                    // A node that hears nothing at all is the one cut off. It must not
+                    // expire the others for it: they are timed against the last moment the
+                    // bus was heard (this node's own heartbeats come back at least every
+                    // interval while the link works), not against the clock.
                     if now.saturating_duration_since(last_heard) > self.node_timeout {
                         return ControlFlow::Break(Some(BusError::Silent(self.node_timeout)));
                     }
-                    nodes.expire(now, &mut events);
+                    nodes.expire(last_heard, &mut events);
                     counters.nodes.store(nodes.count(), Ordering::Release);
                     counters
                         .remote_sessions
@@ -543,6 +545,316 @@ pub(crate) fn random_u64() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cluster::LeaveCause;
+    use std::sync::{Condvar, Mutex};
+
+    /// A bus in memory: every subscriber sees every message published after it subscribed.
+    /// It can be taken down (every link fails, nothing connects) and brought back.
+    #[derive(Default)]
+    struct MemoryBus {
+        state: Mutex<BusState>,
+        changed: Condvar,
+    }
+
+    #[derive(Default)]
+    struct BusState {
+        down: bool,
+        /// Bumped when the bus goes down: links of an older epoch are broken.
+        epoch: u64,
+        log: Vec<Vec<u8>>,
+    }
+
+    fn broken() -> BusError {
+        BusError::Link(Arc::new(std::io::Error::other("memory bus down")))
+    }
+
+    impl MemoryBus {
+        fn set_down(&self, down: bool) {
+            let mut state = self.state.lock().unwrap();
+            state.down = down;
+            state.epoch += 1;
+            self.changed.notify_all();
+        }
+    }
+
+    struct MemoryPublisher {
+        bus: Arc<MemoryBus>,
+        epoch: u64,
+        cut: Arc<AtomicBool>,
+    }
+
+    impl Publisher for MemoryPublisher {
+        fn publish(&mut self, _channel: &str, messages: &[Vec<u8>]) -> Result<(), BusError> {
+            let mut state = self.bus.state.lock().unwrap();
+            if state.down || state.epoch != self.epoch || self.cut.load(Ordering::Acquire) {
+                return Err(broken());
+            }
+            state.log.extend(messages.iter().cloned());
+            self.bus.changed.notify_all();
+            Ok(())
+        }
+        fn check(&mut self) -> Result<(), BusError> {
+            let state = self.bus.state.lock().unwrap();
+            match state.down || state.epoch != self.epoch || self.cut.load(Ordering::Acquire) {
+                true => Err(broken()),
+                false => Ok(()),
+            }
+        }
+    }
+
+    /// One node's view of the bus: it can be cut off alone (`cut`), as a node whose network
+    /// fails or whose process is gone.
+    struct Shared(Arc<MemoryBus>, Arc<AtomicBool>);
+
+    impl Bus for Shared {
+        fn publisher(&self) -> Result<Box<dyn Publisher>, BusError> {
+            let state = self.0.state.lock().unwrap();
+            if state.down || self.1.load(Ordering::Acquire) {
+                return Err(broken());
+            }
+            Ok(Box::new(MemoryPublisher {
+                bus: Arc::clone(&self.0),
+                epoch: state.epoch,
+                cut: Arc::clone(&self.1),
+            }))
+        }
+
+        fn subscribe(
+            &self,
+            _channel: &str,
+            poll: Duration,
+            on: &mut dyn FnMut(Incoming<'_>) -> ControlFlow<Option<BusError>>,
+        ) -> Result<(), BusError> {
+            let (epoch, mut next) = {
+                let state = self.0.state.lock().unwrap();
+                if state.down || self.1.load(Ordering::Acquire) {
+                    return Err(broken());
+                }
+                (state.epoch, state.log.len())
+            };
+            let mut flow = on(Incoming::Subscribed);
+            loop {
+                match flow {
+                    ControlFlow::Continue(()) => {}
+                    ControlFlow::Break(None) => return Ok(()),
+                    ControlFlow::Break(Some(e)) => return Err(e),
+                }
+                let message = {
+                    let state = self.0.state.lock().unwrap();
+                    let (state, _) = self
+                        .0
+                        .changed
+                        .wait_timeout_while(state, poll, |s| {
+                            s.epoch == epoch && s.log.len() == next
+                        })
+                        .unwrap();
+                    if state.epoch != epoch {
+                        return Err(broken());
+                    }
+                    if self.1.load(Ordering::Acquire) {
+                        // Cut off: nothing arrives any more (the node finds out by itself).
+                        drop(state);
+                        flow = on(Incoming::Idle);
+                        continue;
+                    }
+                    state.log.get(next).cloned()
+                };
+                flow = match message {
+                    Some(bytes) => {
+                        next += 1;
+                        on(Incoming::Message(&bytes))
+                    }
+                    None => on(Incoming::Idle),
+                };
+            }
+        }
+    }
+
+    /// A node on `bus` whose deliveries and events land in channels, with its sessions.
+    struct TestNode {
+        node: Option<ClusterNode>,
+        delivered: mpsc::Receiver<Body>,
+        events: mpsc::Receiver<ClusterEvent>,
+        sessions: Arc<Mutex<Vec<String>>>,
+        cut: Arc<AtomicBool>,
+    }
+
+    const WAIT: Duration = Duration::from_secs(10);
+
+    fn fast_config() -> ClusterConfig {
+        let mut config = ClusterConfig::new("memory://");
+        config.heartbeat_interval = Duration::from_millis(50);
+        config.node_timeout = Duration::from_millis(300);
+        config.max_reconnect_delay = Duration::from_millis(100);
+        config
+    }
+
+    impl TestNode {
+        fn start(bus: &Arc<MemoryBus>, name: &str) -> TestNode {
+            let (deliver, delivered) = mpsc::channel();
+            let (report, events) = mpsc::channel();
+            let sessions: Arc<Mutex<Vec<String>>> = Arc::default();
+            let listed = Arc::clone(&sessions);
+            let deliver = Mutex::new(deliver);
+            let report = Mutex::new(report);
+            let hooks = Hooks {
+                deliver: Box::new(move |body| {
+                    let _ = deliver.lock().unwrap().send(body);
+                }),
+                report: Box::new(move |event| {
+                    let _ = report.lock().unwrap().send(event.clone());
+                }),
+                sessions: Box::new(move || listed.lock().unwrap().clone()),
+            };
+            let cut = Arc::new(AtomicBool::new(false));
+            let bus: Arc<dyn Bus> = Arc::new(Shared(Arc::clone(bus), Arc::clone(&cut)));
+            let node = ClusterNode::start(bus, &fast_config(), name.into(), "/chat", hooks)
+                .expect("threads start");
+            TestNode {
+                node: Some(node),
+                delivered,
+                events,
+                sessions,
+                cut,
+            }
+        }
+
+        fn outbox(&self) -> Outbox {
+            self.node.as_ref().expect("running").outbox()
+        }
+
+        fn join(&self, id: &str) {
+            self.sessions.lock().unwrap().push(id.into());
+            self.outbox().joined(id);
+        }
+
+        /// Waits for an event that `matches`, skipping others; panics after `WAIT`.
+        fn expect(&self, what: &str, matches: impl Fn(&ClusterEvent) -> bool) -> ClusterEvent {
+            let deadline = Instant::now() + WAIT;
+            loop {
+                let left = deadline.saturating_duration_since(Instant::now());
+                match self.events.recv_timeout(left) {
+                    Ok(event) if matches(&event) => return event,
+                    Ok(_) => {}
+                    Err(_) => panic!("no {what} within {WAIT:?}"),
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn nodes_share_broadcasts_and_presence_and_a_stopping_node_says_goodbye() {
+        let bus = Arc::new(MemoryBus::default());
+        let a = TestNode::start(&bus, "a");
+        let mut b = TestNode::start(&bus, "b");
+        for node in [&a, &b] {
+            node.expect("connected", |e| matches!(e, ClusterEvent::Connected { .. }));
+        }
+        b.join("bob");
+        a.expect(
+            "bob's join",
+            |e| matches!(e, ClusterEvent::Joined { node, id } if node == "b" && id == "bob"),
+        );
+        assert_eq!(a.outbox().remote_sessions(), 1);
+
+        for i in 0..100 {
+            b.outbox().broadcast(Body::Text(format!("m{i}")));
+        }
+        for i in 0..100 {
+            let body = a.delivered.recv_timeout(WAIT).expect("a broadcast of b");
+            assert_eq!(body, Body::Text(format!("m{i}")), "in b's order");
+        }
+        assert!(
+            b.delivered
+                .recv_timeout(Duration::from_millis(200))
+                .is_err(),
+            "a node does not deliver its own broadcasts again"
+        );
+        assert_eq!(b.outbox().stats().published, 100);
+
+        b.node.take().expect("running").stop();
+        a.expect("bob's leave", |e| {
+            matches!(e, ClusterEvent::Left { id, cause: LeaveCause::NodeStopped, .. } if id == "bob")
+        });
+        a.expect("b down", |e| {
+            matches!(e, ClusterEvent::NodeDown { node, cause: LeaveCause::NodeStopped } if node == "b")
+        });
+        assert_eq!(a.outbox().remote_sessions(), 0);
+    }
+
+    #[test]
+    fn a_node_keeps_going_while_the_bus_is_down_reports_it_once_and_resumes() {
+        let bus = Arc::new(MemoryBus::default());
+        bus.set_down(true);
+        let a = TestNode::start(&bus, "a");
+        a.expect("disconnected", |e| {
+            matches!(e, ClusterEvent::Disconnected { .. })
+        });
+        a.outbox().broadcast(Body::Text("lost".into()));
+        // Several retries happen meanwhile; the outage is reported once.
+        std::thread::sleep(Duration::from_millis(400));
+        bus.set_down(false);
+        a.expect("connected", |e| matches!(e, ClusterEvent::Connected { .. }));
+        let b = TestNode::start(&bus, "b");
+        b.expect("connected", |e| matches!(e, ClusterEvent::Connected { .. }));
+        a.join("ann");
+        b.expect(
+            "ann's join",
+            |e| matches!(e, ClusterEvent::Joined { id, .. } if id == "ann"),
+        );
+        a.outbox().broadcast(Body::Text("kept".into()));
+        assert_eq!(
+            b.delivered.recv_timeout(WAIT).expect("a's broadcast"),
+            Body::Text("kept".into())
+        );
+        let disconnections = a
+            .events
+            .try_iter()
+            .filter(|e| matches!(e, ClusterEvent::Disconnected { .. }))
+            .count();
+        assert_eq!(disconnections, 0, "reported once, before");
+        let stats = a.outbox().stats();
+        assert_eq!((stats.dropped, stats.published), (1, 1));
+        assert!(stats.connected);
+    }
+
+    #[test]
+    fn a_node_cut_off_expires_on_the_others_but_does_not_expire_them() {
+        let bus = Arc::new(MemoryBus::default());
+        let a = TestNode::start(&bus, "a");
+        let b = TestNode::start(&bus, "b");
+        a.join("ann");
+        b.join("bob");
+        a.expect(
+            "bob's join",
+            |e| matches!(e, ClusterEvent::Joined { id, .. } if id == "bob"),
+        );
+        b.expect(
+            "ann's join",
+            |e| matches!(e, ClusterEvent::Joined { id, .. } if id == "ann"),
+        );
+        // b's link fails without a goodbye (a cable pulled, a process frozen).
+        b.cut.store(true, Ordering::Release);
+        a.expect("bob's leave", |e| {
+            matches!(e, ClusterEvent::Left { id, cause: LeaveCause::NodeLost, .. } if id == "bob")
+        });
+        // b hears nothing, not even itself: it is the one cut off, and keeps a's sessions.
+        b.expect("b's outage", |e| {
+            matches!(
+                e,
+                ClusterEvent::Disconnected {
+                    error: BusError::Silent(_)
+                }
+            )
+        });
+        std::thread::sleep(fast_config().node_timeout * 2);
+        let expired = b
+            .events
+            .try_iter()
+            .any(|e| matches!(e, ClusterEvent::Left { .. }));
+        assert!(!expired, "b expired a while b was the one cut off");
+        assert_eq!(b.outbox().remote_sessions(), 1);
+    }
 
     #[test]
     fn the_backoff_doubles_up_to_its_maximum_and_starts_over_after_a_success() {
