@@ -91,6 +91,16 @@ impl Node {
         self.expect(|l| l.starts_with("[chat] join") && l.ends_with(&suffix));
     }
 
+    /// The node never reported another node lost (what it read of its output so far).
+    fn assert_expired_nobody(&self) {
+        let seen = self.process.seen();
+        assert!(
+            !seen.iter().any(|l| l.contains("(node lost)")),
+            "{} expired another node while it was the one cut off: {seen:?}",
+            self.name
+        );
+    }
+
     fn signal(&self, signal: &str) {
         let status = Command::new("kill")
             .args([signal, &self.process.pid().to_string()])
@@ -330,16 +340,7 @@ fn a_hung_redis_cuts_nodes_off_without_expiring_each_other_and_they_resume_after
     bob.say("after");
     ann.expect(|m| m == "bob: after");
     for node in [&a, &b] {
-        assert!(
-            !node
-                .process
-                .seen()
-                .iter()
-                .any(|l| l.contains("(node lost)")),
-            "{} expired the other node while it was the one cut off: {:?}",
-            node.name,
-            node.process.seen()
-        );
+        node.assert_expired_nobody();
     }
 }
 
@@ -390,15 +391,6 @@ fn nodes_keep_local_chat_while_redis_is_down_and_resume_when_it_is_back() {
     // At most once: what was said while Redis was down reached a's participants only.
     assert!(!bob.received().iter().any(|m| m == "ann: during"));
     for node in [&a, &b] {
-        assert!(
-            !node
-                .process
-                .seen()
-                .iter()
-                .any(|l| l.contains("(node lost)")),
-            "{} expired the other node during the outage: {:?}",
-            node.name,
-            node.process.seen()
-        );
+        node.assert_expired_nobody();
     }
 }

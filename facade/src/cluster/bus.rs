@@ -47,3 +47,13 @@ pub(crate) enum Incoming<'a> {
     /// Nothing arrived for the poll interval.
     Idle,
 }
+
+/// What a subscription does after its callback: `None` to go on, or how it ends.
+#[cfg_attr(not(feature = "redis"), allow(dead_code))]
+pub(crate) fn ended(flow: ControlFlow<Option<BusError>>) -> Option<Result<(), BusError>> {
+    match flow {
+        ControlFlow::Continue(()) => None,
+        ControlFlow::Break(None) => Some(Ok(())),
+        ControlFlow::Break(Some(e)) => Some(Err(e)),
+    }
+}

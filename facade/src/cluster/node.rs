@@ -545,6 +545,7 @@ pub(crate) fn random_u64() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cluster::bus::ended;
     use crate::cluster::LeaveCause;
     use std::sync::{Condvar, Mutex};
 
@@ -634,10 +635,8 @@ mod tests {
             };
             let mut flow = on(Incoming::Subscribed);
             loop {
-                match flow {
-                    ControlFlow::Continue(()) => {}
-                    ControlFlow::Break(None) => return Ok(()),
-                    ControlFlow::Break(Some(e)) => return Err(e),
+                if let Some(end) = ended(flow) {
+                    return end;
                 }
                 let message = {
                     let state = self.0.state.lock().unwrap();

@@ -6,7 +6,7 @@ use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::bus::{Bus, Incoming, Publisher};
+use super::bus::{ended, Bus, Incoming, Publisher};
 use super::BusError;
 
 /// How long connecting, and each write or read of a command's reply, may take.
@@ -70,10 +70,8 @@ impl Bus for RedisBus {
         subscription.set_read_timeout(Some(poll)).map_err(link)?;
         let mut flow = on(Incoming::Subscribed);
         loop {
-            match flow {
-                ControlFlow::Continue(()) => {}
-                ControlFlow::Break(None) => return Ok(()),
-                ControlFlow::Break(Some(e)) => return Err(e),
+            if let Some(end) = ended(flow) {
+                return end;
             }
             flow = match subscription.get_message() {
                 Ok(message) => on(Incoming::Message(message.get_payload_bytes())),
