@@ -376,6 +376,7 @@ fn nodes_keep_local_chat_while_redis_is_down_and_resume_when_it_is_back() {
         node.expect(|l| l.starts_with(&connected));
     }
     let reconnected = restarted.elapsed();
+    eprintln!("both nodes subscribed again {reconnected:?} after Redis was restarted");
     // The stated bound: the backoff's maximum (1 s) plus a connection (1 s at most).
     assert!(
         reconnected < Duration::from_secs(5),
