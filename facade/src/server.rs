@@ -56,11 +56,13 @@ impl Inner {
         self.registry.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn outbox(&self) -> Option<Outbox> {
+    /// Runs `f` with the outbox, while in a cluster (borrowed: nothing cloned per message).
+    fn with_outbox<R>(&self, f: impl FnOnce(&Outbox) -> R) -> Option<R> {
         self.outbox
             .read()
             .unwrap_or_else(|e| e.into_inner())
-            .clone()
+            .as_ref()
+            .map(f)
     }
 
     fn set_outbox(&self, outbox: Option<Outbox>) {
@@ -361,9 +363,7 @@ impl Handler for Member {
                 .insert(session.id(), Arc::clone(&facade_session));
             facade_session
         };
-        if let Some(outbox) = self.inner.outbox() {
-            outbox.joined(&facade_session.id);
-        }
+        self.inner.with_outbox(|o| o.joined(&facade_session.id));
         debug!(
             "session {:?} joined: peer={} path={:?}",
             facade_session.id,
@@ -412,9 +412,7 @@ impl Handler for Member {
             }
         }
         let _release = Release(&self.inner, &removed.id);
-        if let Some(outbox) = self.inner.outbox() {
-            outbox.left(&removed.id);
-        }
+        self.inner.with_outbox(|o| o.left(&removed.id));
         debug!(
             "session {:?} left: peer={} code={} reason={:?}",
             removed.id,
@@ -596,10 +594,10 @@ impl WebSocketServer for WsServer {
     }
     fn online_count(&self) -> usize {
         let local = self.inner.registry().sessions.len();
-        local + self.inner.outbox().map_or(0, |o| o.remote_sessions())
+        local + self.inner.with_outbox(Outbox::remote_sessions).unwrap_or(0)
     }
     fn cluster_stats(&self) -> Option<ClusterStats> {
-        self.inner.outbox().map(|o| o.stats())
+        self.inner.with_outbox(Outbox::stats)
     }
     fn set_cluster_callback_boxed(&self, callback: ClusterCallback) {
         self.inner.set(|c| c.cluster = Some(callback));
@@ -623,9 +621,7 @@ impl WsServer {
             Some(running) => running.driver.broadcast(&message),
             None => Ok(()),
         };
-        if let Some(outbox) = self.inner.outbox() {
-            outbox.broadcast(body());
-        }
+        self.inner.with_outbox(|o| o.broadcast(body()));
         Ok(local?)
     }
 
